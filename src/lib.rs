@@ -1,0 +1,11 @@
+//! raftkv: a strongly consistent, distributed key-value store with the
+//! semantics of etcd v3, built as a synchronous thread-per-node actor system.
+//!
+//! Module map (see `docs/architecture.md` for the threads and data flow):
+//! - [`raft`]: the consensus core, a pure deterministic state machine.
+//! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
+//! - [`proto`]: generated protobuf types.
+
+pub mod proto;
+pub mod raft;
+pub mod sim;
