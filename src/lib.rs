@@ -9,3 +9,4 @@
 pub mod proto;
 pub mod raft;
 pub mod sim;
+pub mod storage;

@@ -1,0 +1,12 @@
+//! Everything a node keeps on disk: one RocksDB database with the column
+//! families of the design brief, the durable Raft log, and snapshots of the
+//! state machine.
+//!
+//! Owns the byte layout of `raft_log` and `raft_state` and the snapshot
+//! format; the MVCC keyspace (`crate::mvcc`) owns `kv` and `meta`.
+
+pub mod db;
+pub mod error;
+
+pub use db::Db;
+pub use error::{StoreError, StoreResult};
