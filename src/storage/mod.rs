@@ -7,6 +7,9 @@
 
 pub mod db;
 pub mod error;
+pub mod raft_log;
+pub mod snapshot;
 
 pub use db::Db;
 pub use error::{StoreError, StoreResult};
+pub use raft_log::RaftLogStorage;
