@@ -79,9 +79,9 @@ impl RaftLogStorage {
             None => SnapshotMetadata::default(),
         };
         let mut terms = VecDeque::new();
-        let mut expect = compacted.index + 1;
-        let from = index_key(expect);
-        for item in db.raw().iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::From(&from, Direction::Forward)) {
+        let from = index_key(compacted.index + 1);
+        let iter = db.raw().iterator_cf(db.cf(CF_RAFT_LOG), IteratorMode::From(&from, Direction::Forward));
+        for (expect, item) in (compacted.index + 1..).zip(iter) {
             let (k, v) = item?;
             let index = decode_index(&k)?;
             if index != expect {
@@ -92,7 +92,6 @@ impl RaftLogStorage {
                 return Err(StoreError::Corrupt(format!("raft log entry under key {index} has index {}", e.index)));
             }
             terms.push_back(e.term);
-            expect += 1;
         }
         let mut s = RaftLogStorage {
             db,
