@@ -4,8 +4,14 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] =
-    &["proto/raft.proto", "proto/kv.proto", "proto/auth.proto", "proto/rpc.proto", "proto/client.proto"];
+const PROTOS: &[&str] = &[
+    "proto/raft.proto",
+    "proto/kv.proto",
+    "proto/auth.proto",
+    "proto/rpc.proto",
+    "proto/client.proto",
+    "proto/internal.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;

@@ -29,3 +29,8 @@ pub mod etcdserverpb {
 pub mod raftkvpb {
     include!(concat!(env!("OUT_DIR"), "/raftkvpb.rs"));
 }
+
+/// Raft entry payloads and member records (`proto/internal.proto`).
+pub mod internalpb {
+    include!(concat!(env!("OUT_DIR"), "/internalpb.rs"));
+}
