@@ -5,8 +5,10 @@
 //! - [`raft`]: the consensus core, a pure deterministic state machine.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
+//! - [`client`]: the blocking client library.
 
 pub mod api;
+pub mod client;
 pub mod proto;
 pub mod raft;
 pub mod sim;
