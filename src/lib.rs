@@ -6,6 +6,7 @@
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
 
+pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod sim;

@@ -1,0 +1,1 @@
+//! Unit tests of the store as a whole (semantics against etcd).
