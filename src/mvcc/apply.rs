@@ -153,7 +153,7 @@ impl<'a> ApplyBatch<'a> {
         match w {
             Some(w) if !w.is_tombstone() => {
                 let c = || self.compacted_now();
-                Ok(Some(fetch_one(&self.inner.db, &v.layers, key, w.rev(), v.at, &c)?))
+                Ok(Some(fetch_one(&self.inner.db, &v.layers, key, w.rev(), v.at, &c, None)?))
             }
             _ => Ok(None),
         }
@@ -440,7 +440,7 @@ impl<'a> ApplyBatch<'a> {
         }
         let compacted = || self.compacted_now();
         for (key, rev) in &col.revs {
-            let kv = fetch_one(&self.inner.db, &v.layers, key, *rev, v.at, &compacted)?;
+            let kv = fetch_one(&self.inner.db, &v.layers, key, *rev, v.at, &compacted, None)?;
             if !compare_kv(c, &kv) {
                 return Ok(false);
             }

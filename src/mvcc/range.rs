@@ -18,6 +18,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::KeyValue;
 use crate::storage::db::{Db, CF_KV};
 use bytes::Bytes;
+use rocksdb::Snapshot;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
@@ -129,11 +130,21 @@ pub(crate) fn collect(index: &KeyIndex, layers: &Layers<'_>, range: &KeyRange<'_
 /// The value of a live revision: from the layers, else from RocksDB.
 /// `Ok(None)` when RocksDB does not have it (compacted meanwhile, or corrupt:
 /// the caller decides).
-pub(crate) fn fetch(db: &Db, layers: &Layers<'_>, rev: Revision) -> Result<Option<KeyValue>, MvccError> {
+pub(crate) fn fetch(
+    db: &Db,
+    layers: &Layers<'_>,
+    rev: Revision,
+    snap: Option<&Snapshot<'_>>,
+) -> Result<Option<KeyValue>, MvccError> {
     if let Some(kv) = layers.value(rev) {
         return Ok(Some(kv.clone()));
     }
-    match db.raw().get_pinned_cf(db.cf(CF_KV), encode_rev_key(rev, false))? {
+    let key = encode_rev_key(rev, false);
+    let got = match snap {
+        Some(s) => s.get_pinned_cf(db.cf(CF_KV), key)?,
+        None => db.raw().get_pinned_cf(db.cf(CF_KV), key)?,
+    };
+    match got {
         Some(b) => Ok(Some(decode_kv(rev, false, &b)?)),
         None => Ok(None),
     }
@@ -201,7 +212,7 @@ pub(crate) fn fetch_all(
 ) -> Result<Vec<KeyValue>, MvccError> {
     let mut out = Vec::with_capacity(revs.len());
     for (key, rev) in revs {
-        out.push(fetch_one(db, layers, key, *rev, at, &compacted_now)?);
+        out.push(fetch_one(db, layers, key, *rev, at, &compacted_now, None)?);
     }
     Ok(out)
 }
@@ -213,8 +224,9 @@ pub(crate) fn fetch_one(
     rev: Revision,
     at: i64,
     compacted_now: &dyn Fn() -> i64,
+    snap: Option<&Snapshot<'_>>,
 ) -> Result<KeyValue, MvccError> {
-    match fetch(db, layers, rev)? {
+    match fetch(db, layers, rev, snap)? {
         Some(kv) if kv.key.as_ref() == key => Ok(kv),
         Some(kv) => Err(MvccError::corrupt(format!(
             "revision {}/{} holds key {:?}, the index says {:?}",

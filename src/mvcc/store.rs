@@ -212,16 +212,20 @@ impl KvStore {
     /// A read at the published state. Any thread, concurrently with writes.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         let range = KeyRange::new(&req.key, &req.range_end);
-        let (current, p, c) = {
+        // The snapshot is taken under the lock: it holds every published
+        // revision, and no physical deletion of a later compaction, so a
+        // slow reader never loses the values it was promised.
+        let (current, p, c, snap) = {
             let st = self.inner.read_state();
             let p = plan(req, st.current_rev, st.compact_rev)?;
             let c = collect(&st.index, &Layers::none(), &range, p.at, p.want);
-            (st.current_rev, p, c)
+            let snap = if c.revs.is_empty() { None } else { Some(self.inner.db.raw().snapshot()) };
+            (st.current_rev, p, c, snap)
         };
         let mut kvs = Vec::with_capacity(c.revs.len());
         let compacted = || self.compact_revision();
         for (key, rev) in &c.revs {
-            kvs.push(fetch_one(&self.inner.db, &Layers::none(), key, *rev, p.at, &compacted)?);
+            kvs.push(fetch_one(&self.inner.db, &Layers::none(), key, *rev, p.at, &compacted, snap.as_ref())?);
         }
         Ok(assemble(req, current, c.count, kvs))
     }
@@ -397,7 +401,7 @@ impl RangeChunks {
                 let at = *at;
                 let inner = &self.inner;
                 let compacted = || inner.read_state().compact_rev;
-                let mut kv = fetch_one(&inner.db, &Layers::none(), &k, rev, at, &compacted)?;
+                let mut kv = fetch_one(&inner.db, &Layers::none(), &k, rev, at, &compacted, None)?;
                 if self.keys_only {
                     kv.value = Bytes::new();
                 }
