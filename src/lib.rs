@@ -3,10 +3,14 @@
 //!
 //! Module map (see `docs/architecture.md` for the threads and data flow):
 //! - [`raft`]: the consensus core, a pure deterministic state machine.
+//! - [`storage`]: RocksDB, the durable Raft log, state-machine snapshots.
+//! - [`mvcc`]: the revisioned keyspace with etcd's semantics.
+//! - [`api`]: the client protocol: framing, errors, I/O, dispatch.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
 
 pub mod api;
+pub mod mvcc;
 pub mod proto;
 pub mod raft;
 pub mod sim;
