@@ -5,7 +5,9 @@
 //! - [`raft`]: the consensus core, a pure deterministic state machine.
 //! - [`storage`]: RocksDB, the durable Raft log, state-machine snapshots.
 //! - [`mvcc`]: the revisioned keyspace with etcd's semantics.
+//! - [`server`]: a node: its threads, apply, reads, request routing.
 //! - [`api`]: the client protocol: framing, errors, I/O, dispatch.
+//! - [`transport`]: how Raft messages reach peers.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
 
@@ -13,5 +15,7 @@ pub mod api;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;
+pub mod server;
 pub mod sim;
 pub mod storage;
+pub mod transport;

@@ -20,9 +20,8 @@ use super::store::Inner;
 use super::validate::{validate_delete_range, validate_put, validate_txn};
 use crate::proto::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
-    request_op, response_op, Compare, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
-    TxnRequest, TxnResponse,
+    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::db::{CF_KV, CF_META};
@@ -65,7 +64,8 @@ impl Scope {
 /// `KvStore::begin`; only one exists at a time (a second `begin` blocks).
 pub struct ApplyBatch<'a> {
     inner: &'a Inner,
-    _one_at_a_time: MutexGuard<'a, ()>,
+    /// The apply lock; `None` for a read-only batch (never committed).
+    _one_at_a_time: Option<MutexGuard<'a, ()>>,
     wb: WriteBatch,
     start_consistent_index: u64,
     start_consistent_term: u64,
@@ -86,6 +86,17 @@ struct View<'s> {
 
 impl<'a> ApplyBatch<'a> {
     pub(crate) fn new(inner: &'a Inner, guard: MutexGuard<'a, ()>) -> ApplyBatch<'a> {
+        ApplyBatch::with_guard(inner, Some(guard))
+    }
+
+    /// A batch that only reads: it takes no apply lock, so it runs beside
+    /// the apply thread, reading the state published when it was made. It
+    /// must never be committed (`KvStore::txn_read` drops it).
+    pub(crate) fn read_only(inner: &'a Inner) -> ApplyBatch<'a> {
+        ApplyBatch::with_guard(inner, None)
+    }
+
+    fn with_guard(inner: &'a Inner, guard: Option<MutexGuard<'a, ()>>) -> ApplyBatch<'a> {
         let st = inner.read_state();
         let b = ApplyBatch {
             inner,

@@ -14,13 +14,13 @@ use super::compact::{worker, Compactor};
 use super::error::MvccError;
 use super::hash::{hash_kv, HashKv};
 use super::key_index::{IdxRev, KeyIndex, KeyRange};
-use super::range::{assemble, collect, fetch_one, is_default_ordering, has_filters, kv_bytes, plan, Layers};
+use super::range::{assemble, collect, fetch_one, has_filters, is_default_ordering, kv_bytes, plan, Layers};
 use super::revision::{
     decode_i64, decode_kv, decode_rev_key, decode_u64, META_CONSISTENT_INDEX, META_CONSISTENT_TERM,
     META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
 };
 use super::validate::DEFAULT_MAX_TXN_OPS;
-use crate::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader};
+use crate::proto::etcdserverpb::{RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse};
 use crate::proto::mvccpb::KeyValue;
 use crate::storage::db::{Db, CF_KV, CF_META};
 use bytes::Bytes;
@@ -277,6 +277,19 @@ impl KvStore {
         })
     }
 
+    /// A transaction that writes nothing, evaluated against the published
+    /// state at one revision, beside the apply thread (linearizable once the
+    /// caller waited for its read index; serializable otherwise). A
+    /// transaction that would write is refused.
+    pub fn txn_read(&self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        let mut batch = ApplyBatch::read_only(&self.inner);
+        let (resp, events) = batch.txn(req)?;
+        if !events.is_empty() {
+            return Err(MvccError::corrupt("a transaction with writes was served as a read"));
+        }
+        Ok(resp)
+    }
+
     /// HashKV at `revision` (0 = current).
     pub fn hash_kv(&self, revision: i64) -> Result<HashKv, MvccError> {
         hash_kv(&self.inner, revision)
@@ -450,11 +463,6 @@ impl Iterator for RangeChunks {
         if last {
             self.done = true;
         }
-        Some(Ok(RangeResponse {
-            header: Some(self.header.clone()),
-            kvs,
-            more: last && self.more,
-            count: self.count,
-        }))
+        Some(Ok(RangeResponse { header: Some(self.header.clone()), kvs, more: last && self.more, count: self.count }))
     }
 }

@@ -6,9 +6,8 @@ use super::*;
 use crate::proto::etcdserverpb::{
     compare::{CompareResult as CR, CompareTarget as CT, TargetUnion as TU},
     range_request::{SortOrder, SortTarget},
-    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::db::{Db, CF_KV, CF_META};
@@ -610,7 +609,7 @@ fn read_only_txn_creates_no_revision() {
 fn txn_checks_run_before_anything_is_applied() {
     let mut t = T::new();
     t.put("a", "1"); // 2
-    // ignore_value on a missing key, after a write in the same txn: nothing applies.
+                     // ignore_value on a missing key, after a write in the same txn: nothing applies.
     let bad = txn(
         vec![],
         vec![op_put("b", "1"), op_put_r(PutRequest { ignore_value: true, ..put_req("missing", "") })],
@@ -648,7 +647,10 @@ fn txn_checks_run_before_anything_is_applied() {
     // Shape errors.
     let many = txn(vec![], (0..129).map(|i| op_get(get_req(&format!("{i}")))).collect(), vec![]);
     assert_eq!(t.txn(many).unwrap_err(), MvccError::TooManyOps);
-    assert_eq!(t.txn(txn(vec![], vec![op_put("a", "1"), op_put("a", "2")], vec![])).unwrap_err(), MvccError::DuplicateKey);
+    assert_eq!(
+        t.txn(txn(vec![], vec![op_put("a", "1"), op_put("a", "2")], vec![])).unwrap_err(),
+        MvccError::DuplicateKey
+    );
     assert_eq!(t.s().current_revision(), 3);
 }
 
@@ -659,11 +661,8 @@ fn txn_failure_during_execution_rolls_back() {
     // fails during execution (etcd panics there). Here it fails cleanly.
     let mut t = T::new();
     t.put("k", "v");
-    let tricky = txn(
-        vec![],
-        vec![op_del("\0", "\0"), op_put_r(PutRequest { ignore_value: true, ..put_req("k", "") })],
-        vec![],
-    );
+    let tricky =
+        txn(vec![], vec![op_del("\0", "\0"), op_put_r(PutRequest { ignore_value: true, ..put_req("k", "") })], vec![]);
     assert_eq!(t.txn(tricky).unwrap_err(), MvccError::KeyNotFound);
     assert_eq!(s(&t.get("k").unwrap().value), "v");
     assert_eq!(t.s().current_revision(), 2);
@@ -673,8 +672,14 @@ fn txn_failure_during_execution_rolls_back() {
 fn txn_delete_then_put_and_put_then_delete_in_one_revision() {
     let mut t = T::new();
     t.put("k", "old"); // 2
-    // Delete-all then put (allowed: "\0" ranges overlap nothing in etcd's check).
-    let (r, ev) = t.txn(txn(vec![], vec![op_del("\0", "\0"), op_put_r(PutRequest { prev_kv: true, ..put_req("k", "new") })], vec![])).unwrap();
+                       // Delete-all then put (allowed: "\0" ranges overlap nothing in etcd's check).
+    let (r, ev) = t
+        .txn(txn(
+            vec![],
+            vec![op_del("\0", "\0"), op_put_r(PutRequest { prev_kv: true, ..put_req("k", "new") })],
+            vec![],
+        ))
+        .unwrap();
     assert_eq!(hdr(&r.header), 3);
     assert_eq!(resp_put(&r, 1).prev_kv, None, "the put sees the delete");
     let kv = t.get("k").unwrap();
@@ -683,7 +688,14 @@ fn txn_delete_then_put_and_put_then_delete_in_one_revision() {
     assert_eq!(s(&ev[1].prev_kv.as_ref().unwrap().value), "old", "watch prev_kv is the state before the txn");
     // Nested put then a later nested delete of the same key (allowed by etcd).
     let (r, ev) = t
-        .txn(txn(vec![], vec![op_txn(txn(vec![], vec![op_put("k", "x")], vec![])), op_txn(txn(vec![], vec![op_del("k", "")], vec![]))], vec![]))
+        .txn(txn(
+            vec![],
+            vec![
+                op_txn(txn(vec![], vec![op_put("k", "x")], vec![])),
+                op_txn(txn(vec![], vec![op_del("k", "")], vec![])),
+            ],
+            vec![],
+        ))
         .unwrap();
     assert_eq!(hdr(&r.header), 4);
     let d = resp_del(resp_txn(&r, 1), 0);
@@ -947,7 +959,8 @@ fn physical_compaction_resumes_after_a_restart_half_way() {
 
 #[test]
 fn hash_kv_is_the_same_before_and_after_physical_compaction() {
-    let mut a = T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
+    let mut a =
+        T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
     let mut b = T::new();
     for t in [&mut a, &mut b] {
         history(t, 10, 5);
@@ -981,7 +994,8 @@ fn hash_kv_is_the_same_before_and_after_physical_compaction() {
 
 #[test]
 fn wait_compacted_reports_timeout_and_stop() {
-    let mut t = T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
+    let mut t =
+        T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
     history(&mut t, 5, 3);
     t.compact(10).unwrap();
     let e = t.s().wait_compacted(10, Duration::from_millis(50)).unwrap_err();
