@@ -2,6 +2,8 @@
 //! or hand-made bytes for bad-input tests) and an in-process node.
 #![allow(dead_code)]
 
+pub mod linearizability;
+
 use prost::Message;
 use raftkv::api::framing::{encode_frame, Frame, FrameDecoder};
 use raftkv::proto::raftkvpb::{client_request, client_response, ClientRequest, ClientResponse};
