@@ -3,13 +3,21 @@
 //!
 //! Module map (see `docs/architecture.md` for the threads and data flow):
 //! - [`raft`]: the consensus core, a pure deterministic state machine.
+//! - [`storage`]: RocksDB, the durable Raft log, state-machine snapshots.
+//! - [`mvcc`]: the revisioned keyspace with etcd's semantics.
+//! - [`server`]: a node: its threads, apply, reads, request routing.
+//! - [`api`]: the client protocol: framing, errors, I/O, dispatch.
+//! - [`transport`]: how Raft messages reach peers.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
 //! - [`client`]: the blocking client library.
 
 pub mod api;
 pub mod client;
+pub mod mvcc;
 pub mod proto;
 pub mod raft;
+pub mod server;
 pub mod sim;
 pub mod storage;
+pub mod transport;

@@ -82,13 +82,14 @@ impl FrameDecoder {
     /// The next complete frame, if any.
     pub fn next_frame(&mut self) -> Option<Frame> {
         if let Some(len) = self.oversized {
-            // Wait for enough of the oversized frame to read its request id
-            // (tag + a varint of at most 10 bytes), or for all of it.
-            let want = 11.min(len);
-            if self.buf.len() < want {
-                return None;
-            }
-            let request_id = peek_request_id(&self.buf[..want]);
+            // Wait until enough of the oversized frame is here to tell its
+            // request id (or that it has none).
+            let available = &self.buf[..self.buf.len().min(len)];
+            let request_id = match peek_request_id_partial(available) {
+                Peek::Known(id) => id,
+                Peek::NeedMore if available.len() < len => return None,
+                Peek::NeedMore => None,
+            };
             let consumed = self.buf.len().min(len);
             self.buf.advance(consumed);
             self.skipping = len - consumed;
@@ -126,17 +127,37 @@ impl FrameDecoder {
 /// `ClientRequest`, encoded first by every protobuf encoder that writes
 /// fields in order.
 pub fn peek_request_id(b: &[u8]) -> Option<u64> {
-    if b.first() != Some(&0x08) {
-        return None;
+    match peek_request_id_partial(b) {
+        Peek::Known(id) => id,
+        Peek::NeedMore => None,
+    }
+}
+
+enum Peek {
+    /// The bytes decide it: the request id, or that there is none.
+    Known(Option<u64>),
+    /// More bytes could still complete a request id.
+    NeedMore,
+}
+
+fn peek_request_id_partial(b: &[u8]) -> Peek {
+    match b.first() {
+        None => return Peek::NeedMore,
+        Some(&0x08) => {}
+        Some(_) => return Peek::Known(None),
     }
     let mut v = 0u64;
     for (i, byte) in b[1..].iter().take(10).enumerate() {
         v |= ((byte & 0x7f) as u64) << (7 * i);
         if byte & 0x80 == 0 {
-            return Some(v);
+            return Peek::Known(Some(v));
         }
     }
-    None
+    if b.len() >= 11 {
+        Peek::Known(None)
+    } else {
+        Peek::NeedMore
+    }
 }
 
 #[cfg(test)]
@@ -196,6 +217,13 @@ mod tests {
         assert!(matches!(d.next_frame(), Some(Frame::TooLarge { request_id: Some(5), .. })));
         assert!(matches!(d.next_frame(), Some(Frame::Message(_))));
         assert_eq!(d.next_frame(), None);
+    }
+
+    #[test]
+    fn oversized_frame_without_request_id_is_reported_at_once() {
+        let mut d = FrameDecoder::new(100);
+        d.push(&[0xff, 0xff, 0xff, 0xff, 0x00]);
+        assert_eq!(d.next_frame(), Some(Frame::TooLarge { len: u32::MAX as usize, request_id: None }));
     }
 
     #[test]

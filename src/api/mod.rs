@@ -3,6 +3,8 @@
 //!
 //! Owns the wire format seen by clients; never touches storage or Raft.
 
+pub mod client_io;
+pub mod dispatch;
 pub mod errors;
 pub mod framing;
 

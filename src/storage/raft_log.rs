@@ -117,10 +117,21 @@ impl RaftLogStorage {
     /// bootstrap entries and the hard state that commits them. Refuses a
     /// storage that already holds a log.
     pub fn bootstrap(&mut self, entries: &[Entry], hard_state: HardState) -> StoreResult<()> {
+        self.bootstrap_with(entries, hard_state, |_, _| {})
+    }
+
+    /// `bootstrap`, with `extra` writes (the cluster identity) in the same
+    /// synced batch, so a crash never leaves half a bootstrap.
+    pub fn bootstrap_with(
+        &mut self,
+        entries: &[Entry],
+        hard_state: HardState,
+        extra: impl FnOnce(&mut WriteBatch, &Db),
+    ) -> StoreResult<()> {
         if self.last() != 0 || self.hard_state != HardState::default() {
             return Err(StoreError::Corrupt("refusing to bootstrap over an existing raft log".into()));
         }
-        self.persist(entries, Some(hard_state), true)
+        self.persist_with(entries, Some(hard_state), true, extra)
     }
 
     /// Registers the server's snapshot producer.
@@ -147,7 +158,18 @@ impl RaftLogStorage {
     /// Persists what one `Ready` asks: `entries` (truncating any conflicting
     /// suffix) and the hard state, in one batch, synced if `sync`.
     pub fn persist(&mut self, entries: &[Entry], hard_state: Option<HardState>, sync: bool) -> StoreResult<()> {
+        self.persist_with(entries, hard_state, sync, |_, _| {})
+    }
+
+    fn persist_with(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<HardState>,
+        sync: bool,
+        extra: impl FnOnce(&mut WriteBatch, &Db),
+    ) -> StoreResult<()> {
         let mut batch = WriteBatch::default();
+        extra(&mut batch, &self.db);
         let cf = self.db.cf(CF_RAFT_LOG);
         let mut first_new = None;
         if let Some(first) = entries.first() {

@@ -1,0 +1,146 @@
+//! The raftkv server: `raftkv --config config/single.toml [flags]`.
+//!
+//! Flags override the file. SIGTERM or SIGINT stops the node in order
+//! (no new requests, requests in flight finish, everything flushed) and the
+//! process exits 0; a failure of the node's storage exits 1.
+
+use clap::Parser;
+use raftkv::server::config::RawConfig;
+use raftkv::server::Node;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "raftkv", version, about = "A strongly consistent key-value store with etcd v3 semantics")]
+struct Args {
+    /// TOML configuration file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Member name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Data directory (relative paths are relative to the working directory).
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Address for clients, HOST:PORT.
+    #[arg(long)]
+    listen_client: Option<String>,
+    /// Address for peers, HOST:PORT.
+    #[arg(long)]
+    listen_peer: Option<String>,
+    /// Initial cluster: NAME=HOST:PORT,...
+    #[arg(long)]
+    initial_cluster: Option<String>,
+    /// Heartbeat interval in milliseconds (one Raft tick).
+    #[arg(long)]
+    heartbeat_ms: Option<u64>,
+    /// Election timeout in milliseconds.
+    #[arg(long)]
+    election_ms: Option<u64>,
+    /// Applied entries between log compactions.
+    #[arg(long)]
+    snapshot_count: Option<u64>,
+    /// Entries kept after a log compaction for slow followers.
+    #[arg(long)]
+    snapshot_catchup_entries: Option<u64>,
+    /// Backend size quota in bytes.
+    #[arg(long)]
+    quota_bytes: Option<u64>,
+    /// Largest client request in bytes.
+    #[arg(long)]
+    max_request_bytes: Option<u64>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Time a request may take before it fails, in milliseconds.
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    /// Idle client connections are closed after this many milliseconds.
+    #[arg(long)]
+    client_idle_timeout_ms: Option<u64>,
+}
+
+impl Args {
+    fn flags(&self) -> RawConfig {
+        RawConfig {
+            name: self.name.clone(),
+            data_dir: self.data_dir.clone(),
+            listen_client: self.listen_client.clone(),
+            listen_peer: self.listen_peer.clone(),
+            initial_cluster: self.initial_cluster.clone(),
+            heartbeat_ms: self.heartbeat_ms,
+            election_ms: self.election_ms,
+            snapshot_count: self.snapshot_count,
+            snapshot_catchup_entries: self.snapshot_catchup_entries,
+            quota_bytes: self.quota_bytes,
+            max_request_bytes: self.max_request_bytes,
+            log_level: self.log_level.clone(),
+            request_timeout_ms: self.request_timeout_ms,
+            client_idle_timeout_ms: self.client_idle_timeout_ms,
+            max_client_connections: None,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let file = match &args.config {
+        Some(path) => match RawConfig::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("raftkv: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => RawConfig::default(),
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let cfg = match file.overridden_by(args.flags()).validate(&cwd) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raftkv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cfg.log_level))
+        .format_timestamp_millis()
+        .init();
+
+    let signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("raftkv: cannot handle signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let node = match Node::start(&cfg) {
+        Ok(n) => n,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            eprintln!("raftkv: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (sig_tx, sig_rx) = crossbeam_channel::bounded(1);
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        let mut signals = signals;
+        if let Some(sig) = signals.forever().next() {
+            let _ = sig_tx.send(sig);
+        }
+    });
+    let code = crossbeam_channel::select! {
+        recv(sig_rx) -> sig => {
+            log::info!("signal {} received: stopping", sig.unwrap_or(0));
+            ExitCode::SUCCESS
+        }
+        recv(node.failures()) -> why => {
+            log::error!("stopping after a failure: {}", why.unwrap_or_default());
+            ExitCode::from(1)
+        }
+    };
+    handle.close();
+    node.stop();
+    code
+}

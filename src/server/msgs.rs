@@ -1,0 +1,55 @@
+//! The messages the node's threads exchange over bounded channels.
+
+use super::respond::Responder;
+use crate::proto::etcdserverpb::{CompactionResponse, RangeRequest, TxnRequest};
+use crate::proto::raftpb::{ConfState, Entry};
+use crate::raft::SnapshotStatus;
+use bytes::Bytes;
+
+/// A write for the Raft log. Its waiter is registered under `id` first.
+#[derive(Debug)]
+pub struct Proposal {
+    pub id: u64,
+    /// An encoded `InternalRequest`.
+    pub data: Bytes,
+}
+
+/// A read served from the local state machine.
+#[derive(Debug)]
+pub enum ReadKind {
+    Range(RangeRequest),
+    /// A transaction without writes (checked by the caller).
+    Txn(TxnRequest),
+    Status,
+    /// Answer `response` once physical compaction up to `revision` is done.
+    PhysicalCompaction {
+        revision: i64,
+        response: CompactionResponse,
+    },
+}
+
+#[derive(Debug)]
+pub struct ReadJob {
+    pub kind: ReadKind,
+    pub responder: Responder,
+}
+
+/// From other threads to the raft thread.
+#[derive(Debug)]
+pub enum Control {
+    /// The state machine is durable up to this applied index: the log may be
+    /// compacted, keeping the catch-up entries.
+    Compact(u64),
+    ReportUnreachable(u64),
+    ReportSnapshot(u64, SnapshotStatus),
+}
+
+/// From the raft thread to the apply thread, in order.
+#[derive(Debug)]
+pub enum ApplyMsg {
+    /// Committed entries, with the configuration each configuration-change
+    /// entry produced (already applied to the consensus core).
+    Entries { entries: Vec<Entry>, conf_states: Vec<(u64, ConfState)> },
+    /// Linearizable reads confirmed at `index`: served once it is applied.
+    Reads { index: u64, jobs: Vec<ReadJob> },
+}

@@ -1,0 +1,408 @@
+//! The raft thread: owns the consensus core and its durable log.
+//!
+//! Each turn it waits for something to do (a tick, a proposal, a read, a
+//! peer message, a control message), drains whatever else is waiting (that
+//! batching is the group commit: many proposals, one synced write), then
+//! carries out one `Ready`: send what may leave at once (the leader's
+//! appends go out while it persists its own copy), persist entries and hard
+//! state in one write, send the responses that vouch for them, hand
+//! committed entries and confirmed reads to the apply thread in order,
+//! advance. It never applies anything and never blocks on a client or a
+//! peer.
+
+use super::msgs::{ApplyMsg, Control, Proposal, ReadJob};
+use super::status::NodeStatus;
+use super::wait::WaitRegistry;
+use crate::api::ApiError;
+use crate::proto::raftkvpb::ErrorCode;
+use crate::proto::raftpb::{EntryType, Message};
+use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole};
+use crate::storage::RaftLogStorage;
+use crate::transport::Transport;
+use bytes::Bytes;
+use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most proposals folded into one append.
+const MAX_PROPOSALS_PER_TURN: usize = 4096;
+/// Most peer messages stepped per turn before handling a Ready.
+const MAX_PEER_MSGS_PER_TURN: usize = 4096;
+/// Apply messages queued here (beyond the channel) before proposals are
+/// held back.
+const APPLY_BACKLOG_LIMIT: usize = 64;
+/// Proposals and reads kept while no leader is known.
+const MAX_STALLED: usize = 65_536;
+/// Ticks after which an unanswered read-index request is asked again.
+const READ_RETRY_TICKS: u64 = 4;
+
+pub struct Channels {
+    pub proposals: Receiver<Proposal>,
+    pub reads: Receiver<ReadJob>,
+    pub control: Receiver<Control>,
+    pub peers: Receiver<Message>,
+    pub stop: Receiver<()>,
+    pub apply: Sender<ApplyMsg>,
+}
+
+struct ReadBatch {
+    jobs: Vec<ReadJob>,
+    issued_tick: u64,
+}
+
+pub struct RaftLoop {
+    raw: RawNode<RaftLogStorage>,
+    ch: Channels,
+    transport: Box<dyn Transport>,
+    status: Arc<NodeStatus>,
+    wait: Arc<WaitRegistry>,
+    heartbeat: Duration,
+    snapshot_catchup_entries: u64,
+    apply_backlog: VecDeque<ApplyMsg>,
+    /// Proposals waiting for a leader.
+    stalled: VecDeque<Proposal>,
+    /// Reads not yet given to the core.
+    pending_reads: Vec<ReadJob>,
+    /// Reads given to the core, by context sequence.
+    read_batches: BTreeMap<u64, ReadBatch>,
+    next_read_seq: u64,
+    ticks: u64,
+    leader: u64,
+}
+
+impl RaftLoop {
+    pub fn new(
+        raw: RawNode<RaftLogStorage>,
+        ch: Channels,
+        transport: Box<dyn Transport>,
+        status: Arc<NodeStatus>,
+        wait: Arc<WaitRegistry>,
+        heartbeat: Duration,
+        snapshot_catchup_entries: u64,
+    ) -> RaftLoop {
+        RaftLoop {
+            raw,
+            ch,
+            transport,
+            status,
+            wait,
+            heartbeat,
+            snapshot_catchup_entries,
+            apply_backlog: VecDeque::new(),
+            stalled: VecDeque::new(),
+            pending_reads: Vec::new(),
+            read_batches: BTreeMap::new(),
+            next_read_seq: 1,
+            ticks: 0,
+            leader: 0,
+        }
+    }
+
+    /// Runs until told to stop. An error means the node cannot go on (its
+    /// storage failed): the caller shuts the node down.
+    pub fn run(mut self) -> Result<(), String> {
+        let ticker = crossbeam_channel::tick(self.heartbeat);
+        self.publish_status();
+        loop {
+            // Hold proposals back while the apply thread is behind.
+            let take_proposals = self.apply_backlog.len() < APPLY_BACKLOG_LIMIT;
+            let never = crossbeam_channel::never();
+            let proposals = if take_proposals { &self.ch.proposals } else { &never };
+            select! {
+                recv(self.ch.stop) -> _ => break,
+                recv(ticker) -> _ => self.on_tick()?,
+                recv(proposals) -> p => if let Ok(p) = p { self.stalled.push_back(p) },
+                recv(self.ch.reads) -> r => if let Ok(r) = r { self.pending_reads.push(r) },
+                recv(self.ch.control) -> c => if let Ok(c) = c { self.on_control(c)? },
+                recv(self.ch.peers) -> m => if let Ok(m) = m { self.step_peer(m)? },
+            }
+            self.drain(take_proposals)?;
+            self.propose_stalled()?;
+            self.issue_reads()?;
+            self.handle_ready()?;
+            self.flush_apply_backlog();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Takes whatever else is waiting, without blocking.
+    fn drain(&mut self, take_proposals: bool) -> Result<(), String> {
+        if take_proposals {
+            while self.stalled.len() < MAX_PROPOSALS_PER_TURN {
+                match self.ch.proposals.try_recv() {
+                    Ok(p) => self.stalled.push_back(p),
+                    Err(_) => break,
+                }
+            }
+        }
+        while let Ok(r) = self.ch.reads.try_recv() {
+            self.pending_reads.push(r);
+            if self.pending_reads.len() >= MAX_STALLED {
+                break;
+            }
+        }
+        for _ in 0..MAX_PEER_MSGS_PER_TURN {
+            match self.ch.peers.try_recv() {
+                Ok(m) => self.step_peer(m)?,
+                Err(_) => break,
+            }
+        }
+        while let Ok(c) = self.ch.control.try_recv() {
+            self.on_control(c)?;
+        }
+        Ok(())
+    }
+
+    fn step_peer(&mut self, m: Message) -> Result<(), String> {
+        match self.raw.step(m) {
+            Ok(()) => Ok(()),
+            Err(RaftError::Storage(e)) => Err(format!("raft storage failed: {e}")),
+            Err(e) => {
+                // Bad or stale input from a peer: logged, never fatal.
+                log::debug!("dropped a peer message: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    fn on_control(&mut self, c: Control) -> Result<(), String> {
+        match c {
+            Control::Compact(applied) => {
+                let to = applied.saturating_sub(self.snapshot_catchup_entries);
+                if to >= self.raw.raft.first_index() {
+                    self.raw.store_mut().compact(to).map_err(|e| format!("compacting the raft log: {e}"))?;
+                    log::info!("compacted the raft log up to {to} (applied {applied})");
+                }
+            }
+            Control::ReportUnreachable(id) => {
+                let _ = self.raw.report_unreachable(id);
+            }
+            Control::ReportSnapshot(id, status) => {
+                let _ = self.raw.report_snapshot(id, status);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self) -> Result<(), String> {
+        self.ticks += 1;
+        self.raw.tick().map_err(|e| format!("raft tick failed: {e}"))?;
+        // The only voter of its cluster cannot lose an election: hold it now
+        // instead of after a randomized election timeout.
+        let r = &self.raw.raft;
+        let cfg = &r.tracker().config.voters;
+        if r.leader_id == 0 && !cfg.is_joint() && cfg.incoming.len() == 1 && cfg.incoming.contains(r.id) {
+            self.raw.campaign().map_err(|e| format!("raft campaign failed: {e}"))?;
+        }
+        // Waiters whose proposal was lost (a leader change, a forwarded
+        // proposal dropped) are answered here.
+        let now = Instant::now();
+        let error = if self.raw.raft.leader_id == 0 { ErrorCode::NoLeader } else { ErrorCode::Timeout };
+        self.wait.expire(now, &ApiError::of(error));
+        // Proposals whose waiter gave up are not worth proposing.
+        self.stalled.retain(|p| self.wait.contains(p.id));
+        self.retry_reads();
+        Ok(())
+    }
+
+    /// Proposes everything waiting, as one batch, if a leader is known.
+    fn propose_stalled(&mut self) -> Result<(), String> {
+        if self.stalled.is_empty() || self.raw.raft.leader_id == 0 {
+            if self.stalled.len() > MAX_STALLED {
+                let excess = self.stalled.len() - MAX_STALLED;
+                for p in self.stalled.drain(..excess) {
+                    if let Some(r) = self.wait.take(p.id) {
+                        r.fail(ApiError::of(ErrorCode::TooManyRequests));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let n = self.stalled.len().min(MAX_PROPOSALS_PER_TURN);
+        let batch: Vec<Proposal> = self.stalled.drain(..n).collect();
+        let data: Vec<Bytes> = batch.iter().map(|p| p.data.clone()).collect();
+        match self.raw.propose_batch(data) {
+            Ok(()) => Ok(()),
+            Err(RaftError::ProposalDropped(reason)) => {
+                match reason {
+                    // Wait for the next leader (or the transfer to end).
+                    DropReason::NoLeader | DropReason::TransferInProgress => {
+                        for p in batch.into_iter().rev() {
+                            self.stalled.push_front(p);
+                        }
+                    }
+                    other => {
+                        let code = match other {
+                            DropReason::UncommittedLimit => ErrorCode::TooManyRequests,
+                            DropReason::NotInConfig => ErrorCode::Stopped,
+                            _ => ErrorCode::Internal,
+                        };
+                        for p in batch {
+                            if let Some(r) = self.wait.take(p.id) {
+                                r.fail(ApiError::new(code, format!("{}", ApiError::of(code))));
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Err(RaftError::Storage(e)) => Err(format!("raft storage failed: {e}")),
+            Err(e) => {
+                for p in batch {
+                    if let Some(r) = self.wait.take(p.id) {
+                        r.fail(ApiError::internal(e.to_string()));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the core for one read index covering every read waiting.
+    fn issue_reads(&mut self) -> Result<(), String> {
+        if self.pending_reads.is_empty() || self.raw.raft.leader_id == 0 {
+            return Ok(());
+        }
+        let seq = self.next_read_seq;
+        match self.raw.read_index(Bytes::copy_from_slice(&seq.to_be_bytes())) {
+            Ok(()) => {
+                self.next_read_seq += 1;
+                let jobs = std::mem::take(&mut self.pending_reads);
+                self.read_batches.insert(seq, ReadBatch { jobs, issued_tick: self.ticks });
+                Ok(())
+            }
+            // No leader after all: keep them for the next attempt.
+            Err(RaftError::ProposalDropped(_)) => Ok(()),
+            Err(RaftError::Storage(e)) => Err(format!("raft storage failed: {e}")),
+            Err(e) => {
+                for j in self.pending_reads.drain(..) {
+                    j.responder.fail(ApiError::internal(e.to_string()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Read-index requests can be lost with a leader change: ask again.
+    fn retry_reads(&mut self) {
+        let ticks = self.ticks;
+        let stale: Vec<u64> = self
+            .read_batches
+            .iter()
+            .filter(|(_, b)| ticks.saturating_sub(b.issued_tick) >= READ_RETRY_TICKS)
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in stale {
+            if let Some(b) = self.read_batches.remove(&seq) {
+                self.pending_reads.extend(b.jobs);
+            }
+        }
+    }
+
+    fn handle_ready(&mut self) -> Result<(), String> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let rd = self.raw.ready().map_err(|e| format!("raft ready failed: {e}"))?;
+        if let Some(ss) = rd.soft_state {
+            if ss.leader_id != self.leader {
+                log::info!(
+                    "member {:x}: leader is now {:x} (term {}, role {:?})",
+                    self.status.member_id,
+                    ss.leader_id,
+                    self.raw.raft.term,
+                    ss.role
+                );
+                self.leader = ss.leader_id;
+                // Reads asked of the old leader may never be answered.
+                let batches = std::mem::take(&mut self.read_batches);
+                for (_, b) in batches {
+                    self.pending_reads.extend(b.jobs);
+                }
+            }
+            let _ = ss.role == StateRole::Leader;
+        }
+        self.transport.send(rd.messages);
+        if rd.snapshot.is_some() {
+            return Err("received a snapshot, but snapshot installation needs the peer transport".into());
+        }
+        if !rd.entries.is_empty() || rd.hard_state.is_some() {
+            self.raw
+                .store_mut()
+                .persist(&rd.entries, rd.hard_state, rd.must_sync)
+                .map_err(|e| format!("persisting the raft log: {e}"))?;
+        }
+        self.transport.send(rd.persisted_messages);
+
+        if !rd.committed_entries.is_empty() {
+            let mut conf_states = Vec::new();
+            for e in &rd.committed_entries {
+                if e.entry_type() != EntryType::EntryNormal {
+                    match self.raw.apply_conf_change(e) {
+                        Ok(cs) => conf_states.push((e.index, cs)),
+                        Err(err) => log::error!("configuration change at {} did not apply: {err}", e.index),
+                    }
+                }
+            }
+            self.apply_backlog.push_back(ApplyMsg::Entries { entries: rd.committed_entries, conf_states });
+        }
+        for rs in rd.read_states {
+            let Ok(raw) = <[u8; 8]>::try_from(rs.request_ctx.as_ref()) else { continue };
+            if let Some(b) = self.read_batches.remove(&u64::from_be_bytes(raw)) {
+                self.apply_backlog.push_back(ApplyMsg::Reads { index: rs.index, jobs: b.jobs });
+            }
+        }
+        self.raw.advance().map_err(|e| format!("raft advance failed: {e}"))?;
+        self.publish_status();
+        Ok(())
+    }
+
+    /// Moves queued apply messages into the channel without blocking.
+    fn flush_apply_backlog(&mut self) {
+        while let Some(m) = self.apply_backlog.pop_front() {
+            match self.ch.apply.try_send(m) {
+                Ok(()) => {}
+                Err(TrySendError::Full(m)) => {
+                    self.apply_backlog.push_front(m);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.apply_backlog.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let r = &self.raw.raft;
+        self.status.set_raft(r.leader_id, r.term, r.last_index(), r.committed());
+        self.status.set_learner(r.tracker().progress.get(&r.id).is_some_and(|p| p.is_learner));
+    }
+
+    /// Hands what is left to the apply thread (so acknowledged writes are
+    /// applied) and fails what can no longer be served.
+    fn shutdown(mut self) {
+        // Committed entries must still reach the apply thread.
+        while let Some(m) = self.apply_backlog.pop_front() {
+            if self.ch.apply.send(m).is_err() {
+                break;
+            }
+        }
+        for p in self.stalled.drain(..) {
+            if let Some(r) = self.wait.take(p.id) {
+                r.fail(ApiError::of(ErrorCode::Stopped));
+            }
+        }
+        for j in self.pending_reads.drain(..) {
+            j.responder.fail(ApiError::of(ErrorCode::Stopped));
+        }
+        for (_, b) in std::mem::take(&mut self.read_batches) {
+            for j in b.jobs {
+                j.responder.fail(ApiError::of(ErrorCode::Stopped));
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Read workers: serve reads from the local state machine (serializable
+//! reads at once, linearizable ones once their read index is applied), the
+//! Status request, and the wait of a physical compaction. A small pool, so a
+//! large range never stalls the I/O thread or the apply thread.
+
+use super::msgs::{ReadJob, ReadKind};
+use super::status::NodeStatus;
+use crate::api::ApiError;
+use crate::mvcc::KvStore;
+use crate::proto::etcdserverpb::StatusResponse;
+use crate::proto::raftkvpb::client_response::Body;
+use crate::storage::Db;
+use crossbeam_channel::Receiver;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The version reported by Status.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct ReadWorker {
+    pub rx: Receiver<ReadJob>,
+    pub kv: Arc<KvStore>,
+    pub db: Arc<Db>,
+    pub status: Arc<NodeStatus>,
+    pub request_timeout: Duration,
+}
+
+impl ReadWorker {
+    /// Serves until every sender is gone.
+    pub fn run(self) {
+        for job in self.rx.iter() {
+            let result = self.serve(job.kind);
+            job.responder.answer(result);
+        }
+    }
+
+    fn serve(&self, kind: ReadKind) -> Result<Body, ApiError> {
+        let mvcc = |e: crate::mvcc::MvccError| ApiError::new(e.code(), e.to_string());
+        match kind {
+            ReadKind::Range(r) => {
+                let mut resp = self.kv.range(&r).map_err(mvcc)?;
+                resp.header = Some(self.status.header(resp.header.map_or(0, |h| h.revision)));
+                Ok(Body::Range(resp))
+            }
+            ReadKind::Txn(t) => {
+                let mut resp = self.kv.txn_read(&t).map_err(mvcc)?;
+                resp.header = Some(self.status.header(resp.header.map_or(0, |h| h.revision)));
+                Ok(Body::Txn(resp))
+            }
+            ReadKind::Status => {
+                let size = self.db.approximate_size() as i64;
+                Ok(Body::Status(StatusResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    version: VERSION.to_string(),
+                    db_size: size,
+                    leader: self.status.leader(),
+                    raft_index: self.status.raft_index(),
+                    raft_term: self.status.term(),
+                    raft_applied_index: self.status.applied(),
+                    errors: Vec::new(),
+                    db_size_in_use: size,
+                    is_learner: self.status.is_learner(),
+                }))
+            }
+            ReadKind::PhysicalCompaction { revision, response } => {
+                self.kv.wait_compacted(revision, self.request_timeout).map_err(mvcc)?;
+                Ok(Body::Compact(response))
+            }
+        }
+    }
+}

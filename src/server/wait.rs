@@ -1,0 +1,107 @@
+//! Proposals waiting to be applied: request id -> where to send the answer.
+//!
+//! The client I/O thread registers a waiter before proposing; the apply
+//! thread takes it when the entry with that id is applied and answers.
+//! Entries never applied (a dropped proposal, a lost leader) expire: the
+//! raft thread sweeps them and answers with a timeout. Sharded to keep lock
+//! contention low; bounded so a flood of proposals cannot grow it forever.
+
+use super::respond::Responder;
+use crate::api::ApiError;
+use crate::proto::raftkvpb::ErrorCode;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+const SHARDS: usize = 16;
+
+struct Waiter {
+    responder: Responder,
+    deadline: Instant,
+}
+
+pub struct WaitRegistry {
+    shards: Vec<Mutex<HashMap<u64, Waiter>>>,
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+impl WaitRegistry {
+    pub fn new(capacity: usize) -> WaitRegistry {
+        WaitRegistry {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            len: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    fn shard(&self, id: u64) -> &Mutex<HashMap<u64, Waiter>> {
+        &self.shards[(id as usize ^ (id >> 32) as usize) % SHARDS]
+    }
+
+    /// Registers a waiter. Refuses (handing the responder back) when full.
+    pub fn register(&self, id: u64, responder: Responder, deadline: Instant) -> Result<(), Responder> {
+        if self.len.load(Ordering::Relaxed) >= self.capacity {
+            return Err(responder);
+        }
+        let mut shard = match self.shard(id).lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if shard.insert(id, Waiter { responder, deadline }).is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is still waiting.
+    pub fn contains(&self, id: u64) -> bool {
+        match self.shard(id).lock() {
+            Ok(s) => s.contains_key(&id),
+            Err(poisoned) => poisoned.into_inner().contains_key(&id),
+        }
+    }
+
+    /// Takes the waiter of `id`, if it is still waiting.
+    pub fn take(&self, id: u64) -> Option<Responder> {
+        let mut shard = match self.shard(id).lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let w = shard.remove(&id)?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        Some(w.responder)
+    }
+
+    /// Answers every waiter past its deadline with `error`.
+    pub fn expire(&self, now: Instant, error: &ApiError) {
+        for shard in &self.shards {
+            let expired: Vec<Waiter> = {
+                let mut s = match shard.lock() {
+                    Ok(s) => s,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                let ids: Vec<u64> = s.iter().filter(|(_, w)| w.deadline <= now).map(|(&id, _)| id).collect();
+                ids.into_iter().filter_map(|id| s.remove(&id)).collect()
+            };
+            self.len.fetch_sub(expired.len(), Ordering::Relaxed);
+            for w in expired {
+                w.responder.fail(error.clone());
+            }
+        }
+    }
+
+    /// Answers every waiter with `code` (shutdown).
+    pub fn fail_all(&self, code: ErrorCode) {
+        self.expire(Instant::now() + std::time::Duration::from_secs(1 << 30), &ApiError::of(code));
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

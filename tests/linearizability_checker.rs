@@ -1,0 +1,2 @@
+//! Unit tests of the linearizability checker used by the fault tests.
+mod common;
