@@ -11,9 +11,11 @@
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
 //! - [`client`]: the blocking client library.
+//! - [`ctl`]: raftkvctl, the etcdctl look-alike.
 
 pub mod api;
 pub mod client;
+pub mod ctl;
 pub mod mvcc;
 pub mod proto;
 pub mod raft;

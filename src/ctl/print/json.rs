@@ -1,0 +1,205 @@
+//! The JSON format: what Go's `encoding/json` makes of etcd's response
+//! structs, as etcdctl prints them.
+//!
+//! Owns the shape: snake_case protobuf names (`cluster_id`, `prev_kv`),
+//! camelCase for Status (`dbSize`), the txn oneof wrappers
+//! (`{"Response":{"ResponsePut":{...}}}`), every field omitted when zero,
+//! false or empty, uint64 ids as plain JSON numbers, keys and values in
+//! standard base64. One line, newline-terminated.
+
+use super::super::gofmt::json_string;
+use super::{EpHealth, EpStatus};
+use crate::proto::etcdserverpb::{
+    response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
+};
+use crate::proto::mvccpb::KeyValue;
+use base64::Engine as _;
+
+/// A JSON object under construction, omitting empty fields as
+/// `omitempty` does.
+struct Obj {
+    buf: String,
+    empty: bool,
+}
+
+impl Obj {
+    fn new() -> Obj {
+        Obj { buf: String::from("{"), empty: true }
+    }
+
+    fn raw(&mut self, name: &str, value: &str) -> &mut Obj {
+        if !self.empty {
+            self.buf.push(',');
+        }
+        self.empty = false;
+        self.buf.push('"');
+        self.buf.push_str(name);
+        self.buf.push_str("\":");
+        self.buf.push_str(value);
+        self
+    }
+
+    fn num<T: Into<i128>>(&mut self, name: &str, v: T) -> &mut Obj {
+        let v: i128 = v.into();
+        if v != 0 {
+            self.raw(name, &v.to_string());
+        }
+        self
+    }
+
+    fn flag(&mut self, name: &str, v: bool) -> &mut Obj {
+        if v {
+            self.raw(name, "true");
+        }
+        self
+    }
+
+    fn bytes(&mut self, name: &str, v: &[u8]) -> &mut Obj {
+        if !v.is_empty() {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+            self.raw(name, &format!("\"{b64}\""));
+        }
+        self
+    }
+
+    fn string(&mut self, name: &str, v: &str) -> &mut Obj {
+        if !v.is_empty() {
+            self.raw(name, &json_string(v.as_bytes()));
+        }
+        self
+    }
+
+    fn opt(&mut self, name: &str, v: Option<String>) -> &mut Obj {
+        if let Some(v) = v {
+            self.raw(name, &v);
+        }
+        self
+    }
+
+    fn done(&mut self) -> String {
+        self.buf.push('}');
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn array<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    let parts: Vec<String> = items.iter().map(f).collect();
+    format!("[{}]", parts.join(","))
+}
+
+fn nonempty_array<T>(items: &[T], f: impl Fn(&T) -> String) -> Option<String> {
+    (!items.is_empty()).then(|| array(items, f))
+}
+
+pub fn header(h: &ResponseHeader) -> String {
+    Obj::new()
+        .num("cluster_id", h.cluster_id)
+        .num("member_id", h.member_id)
+        .num("revision", h.revision)
+        .num("raft_term", h.raft_term)
+        .done()
+}
+
+pub fn key_value(kv: &KeyValue) -> String {
+    Obj::new()
+        .bytes("key", &kv.key)
+        .num("create_revision", kv.create_revision)
+        .num("mod_revision", kv.mod_revision)
+        .num("version", kv.version)
+        .bytes("value", &kv.value)
+        .num("lease", kv.lease)
+        .done()
+}
+
+fn range_obj(r: &RangeResponse) -> String {
+    Obj::new()
+        .opt("header", r.header.as_ref().map(header))
+        .opt("kvs", nonempty_array(&r.kvs, key_value))
+        .flag("more", r.more)
+        .num("count", r.count)
+        .done()
+}
+
+fn put_obj(r: &PutResponse) -> String {
+    Obj::new().opt("header", r.header.as_ref().map(header)).opt("prev_kv", r.prev_kv.as_ref().map(key_value)).done()
+}
+
+fn delete_obj(r: &DeleteRangeResponse) -> String {
+    Obj::new()
+        .opt("header", r.header.as_ref().map(header))
+        .num("deleted", r.deleted)
+        .opt("prev_kvs", nonempty_array(&r.prev_kvs, key_value))
+        .done()
+}
+
+fn txn_obj(r: &TxnResponse) -> String {
+    let op = |op: &crate::proto::etcdserverpb::ResponseOp| {
+        let inner = match &op.response {
+            Some(response_op::Response::ResponseRange(g)) => format!("{{\"ResponseRange\":{}}}", range_obj(g)),
+            Some(response_op::Response::ResponsePut(p)) => format!("{{\"ResponsePut\":{}}}", put_obj(p)),
+            Some(response_op::Response::ResponseDeleteRange(d)) => {
+                format!("{{\"ResponseDeleteRange\":{}}}", delete_obj(d))
+            }
+            Some(response_op::Response::ResponseTxn(t)) => format!("{{\"ResponseTxn\":{}}}", txn_obj(t)),
+            None => "null".to_string(),
+        };
+        format!("{{\"Response\":{inner}}}")
+    };
+    Obj::new()
+        .opt("header", r.header.as_ref().map(header))
+        .flag("succeeded", r.succeeded)
+        .opt("responses", nonempty_array(&r.responses, op))
+        .done()
+}
+
+fn line(s: String) -> String {
+    s + "\n"
+}
+
+pub fn range(r: &RangeResponse) -> String {
+    line(range_obj(r))
+}
+
+pub fn put(r: &PutResponse) -> String {
+    line(put_obj(r))
+}
+
+pub fn delete(r: &DeleteRangeResponse) -> String {
+    line(delete_obj(r))
+}
+
+pub fn txn(r: &TxnResponse) -> String {
+    line(txn_obj(r))
+}
+
+fn status_obj(s: &StatusResponse) -> String {
+    Obj::new()
+        .opt("header", s.header.as_ref().map(header))
+        .string("version", &s.version)
+        .num("dbSize", s.db_size)
+        .num("leader", s.leader)
+        .num("raftIndex", s.raft_index)
+        .num("raftTerm", s.raft_term)
+        .num("raftAppliedIndex", s.raft_applied_index)
+        .opt("errors", nonempty_array(&s.errors, |e| json_string(e.as_bytes())))
+        .num("dbSizeInUse", s.db_size_in_use)
+        .flag("isLearner", s.is_learner)
+        .done()
+}
+
+pub fn endpoint_status(list: &[EpStatus]) -> String {
+    line(array(list, |s| {
+        format!("{{\"Endpoint\":{},\"Status\":{}}}", json_string(s.ep.as_bytes()), status_obj(&s.resp))
+    }))
+}
+
+pub fn endpoint_health(list: &[EpHealth]) -> String {
+    line(array(list, |h| {
+        let mut o = Obj::new();
+        o.raw("endpoint", &json_string(h.ep.as_bytes()))
+            .raw("health", if h.health { "true" } else { "false" })
+            .raw("took", &json_string(h.took.as_bytes()))
+            .string("error", &h.error);
+        o.done()
+    }))
+}

@@ -1,0 +1,156 @@
+//! Output formats (`-w simple|json|table|fields|protobuf`) and which
+//! command supports which, as in etcdctl.
+//!
+//! Owns the choice of printer per format and the "not supported" errors;
+//! each format's text is built in its own module (`simple`, `json`,
+//! `table`, `fields`). Printing is pure: responses in, bytes out; the
+//! caller writes them.
+
+pub mod fields;
+pub mod json;
+pub mod simple;
+pub mod table;
+
+use super::exit::CtlError;
+use crate::proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse};
+use prost::Message;
+
+/// An output format (`-w`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Simple,
+    Json,
+    Table,
+    Fields,
+    Protobuf,
+}
+
+impl Format {
+    /// etcdctl's names; anything else is `unsupported output format`
+    /// (exit 4), checked before any request is sent.
+    pub fn parse(name: &str) -> Result<Format, CtlError> {
+        match name {
+            "simple" => Ok(Format::Simple),
+            "json" => Ok(Format::Json),
+            "table" => Ok(Format::Table),
+            "fields" => Ok(Format::Fields),
+            "protobuf" => Ok(Format::Protobuf),
+            _ => Err(CtlError::bad_feature("unsupported output format")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Simple => "simple",
+            Format::Json => "json",
+            Format::Table => "table",
+            Format::Fields => "fields",
+            Format::Protobuf => "protobuf",
+        }
+    }
+}
+
+/// What a command prints: most output goes to stdout, `endpoint health`'s
+/// simple lines to stderr (as etcdctl does).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    fn out(stdout: Vec<u8>) -> Output {
+        Output { stdout, stderr: Vec::new() }
+    }
+}
+
+/// One endpoint's `endpoint status` result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpStatus {
+    pub ep: String,
+    pub resp: StatusResponse,
+}
+
+/// One endpoint's `endpoint health` result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpHealth {
+    pub ep: String,
+    pub health: bool,
+    /// Go duration text (`1.517636ms`).
+    pub took: String,
+    /// Empty when healthy.
+    pub error: String,
+}
+
+/// A format plus `--hex`.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    pub format: Format,
+    pub hex: bool,
+}
+
+fn unsupported(format: Format) -> CtlError {
+    CtlError::bad_feature(format!("{} not supported as output format", format.name()))
+}
+
+impl Printer {
+    pub fn put(&self, r: &PutResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::put(r, self.hex),
+            Format::Json => json::put(r).into_bytes(),
+            Format::Fields => fields::put(r),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn get(&self, r: &RangeResponse, value_only: bool) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::get(r, self.hex, value_only),
+            Format::Json => json::range(r).into_bytes(),
+            Format::Fields => fields::get(r),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn del(&self, r: &DeleteRangeResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::del(r, self.hex),
+            Format::Json => json::delete(r).into_bytes(),
+            Format::Fields => fields::del(r),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn txn(&self, r: &TxnResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::txn(r, self.hex),
+            Format::Json => json::txn(r).into_bytes(),
+            Format::Fields => fields::txn(r),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn endpoint_status(&self, list: &[EpStatus]) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::endpoint_status(list),
+            Format::Json => json::endpoint_status(list).into_bytes(),
+            Format::Table => table::endpoint_status(list).into_bytes(),
+            Format::Fields => fields::endpoint_status(list),
+            Format::Protobuf => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn endpoint_health(&self, list: &[EpHealth]) -> Result<Output, CtlError> {
+        Ok(match self.format {
+            Format::Simple => Output { stdout: Vec::new(), stderr: simple::endpoint_health(list) },
+            Format::Json => Output::out(json::endpoint_health(list).into_bytes()),
+            Format::Table => Output::out(table::endpoint_health(list).into_bytes()),
+            Format::Fields => Output::out(fields::endpoint_health(list)),
+            Format::Protobuf => return Err(unsupported(self.format)),
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! The simple format: etcdctl's default, line oriented output.
+//!
+//! Owns the texts of `OK`, key/value lines (raw bytes, or `\xNN` with
+//! `--hex`), deleted counts, `SUCCESS`/`FAILURE` with op outputs, and the
+//! endpoint status and health lines. Never decides about errors.
+
+use super::super::gofmt;
+use super::{EpHealth, EpStatus};
+use crate::proto::etcdserverpb::{response_op, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse};
+use crate::proto::mvccpb::KeyValue;
+
+/// `\x61\x62` for `ab` (etcdctl's `--hex`).
+fn hex(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    for b in bytes {
+        out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+    }
+    out
+}
+
+/// etcdctl's `printKV`: the key on one line, the value on the next.
+fn kv(out: &mut Vec<u8>, kv: &KeyValue, is_hex: bool, value_only: bool) {
+    let (k, v) = if is_hex { (hex(&kv.key), hex(&kv.value)) } else { (kv.key.to_vec(), kv.value.to_vec()) };
+    if !value_only {
+        out.extend_from_slice(&k);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(&v);
+    out.push(b'\n');
+}
+
+pub fn put(r: &PutResponse, is_hex: bool) -> Vec<u8> {
+    let mut out = b"OK\n".to_vec();
+    if let Some(prev) = &r.prev_kv {
+        kv(&mut out, prev, is_hex, false);
+    }
+    out
+}
+
+pub fn get(r: &RangeResponse, is_hex: bool, value_only: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for k in &r.kvs {
+        kv(&mut out, k, is_hex, value_only);
+    }
+    out
+}
+
+pub fn del(r: &DeleteRangeResponse, is_hex: bool) -> Vec<u8> {
+    let mut out = format!("{}\n", r.deleted).into_bytes();
+    for k in &r.prev_kvs {
+        kv(&mut out, k, is_hex, false);
+    }
+    out
+}
+
+/// `SUCCESS` or `FAILURE`, then per op response an empty line and the op's
+/// own simple output.
+pub fn txn(r: &TxnResponse, is_hex: bool) -> Vec<u8> {
+    let mut out = if r.succeeded { b"SUCCESS\n".to_vec() } else { b"FAILURE\n".to_vec() };
+    for op in &r.responses {
+        out.push(b'\n');
+        match &op.response {
+            Some(response_op::Response::ResponseDeleteRange(d)) => out.extend(del(d, is_hex)),
+            Some(response_op::Response::ResponsePut(p)) => out.extend(put(p, is_hex)),
+            Some(response_op::Response::ResponseRange(g)) => out.extend(get(g, is_hex, false)),
+            Some(response_op::Response::ResponseTxn(t)) => out.extend(txn(t, is_hex)),
+            None => out.extend_from_slice(b"unexpected response <nil>\n"),
+        }
+    }
+    out
+}
+
+/// The rows of etcdctl's `makeEndpointStatusTable`.
+pub fn endpoint_status_rows(list: &[EpStatus]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|s| {
+            let member_id = s.resp.header.as_ref().map_or(0, |h| h.member_id);
+            vec![
+                s.ep.clone(),
+                format!("{member_id:x}"),
+                s.resp.version.clone(),
+                gofmt::humanize_bytes(s.resp.db_size.max(0) as u64),
+                (s.resp.leader == member_id).to_string(),
+                s.resp.is_learner.to_string(),
+                s.resp.raft_term.to_string(),
+                s.resp.raft_index.to_string(),
+                s.resp.raft_applied_index.to_string(),
+                s.resp.errors.join(", "),
+            ]
+        })
+        .collect()
+}
+
+/// One comma-separated line per endpoint (the last field, errors, is empty
+/// when there are none, hence the trailing `, `).
+pub fn endpoint_status(list: &[EpStatus]) -> Vec<u8> {
+    let mut out = String::new();
+    for row in endpoint_status_rows(list) {
+        out.push_str(&row.join(", "));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// The health lines; etcdctl writes them to stderr.
+pub fn endpoint_health(list: &[EpHealth]) -> Vec<u8> {
+    let mut out = String::new();
+    for h in list {
+        if h.error.is_empty() {
+            out.push_str(&format!("{} is healthy: successfully committed proposal: took = {}\n", h.ep, h.took));
+        } else {
+            out.push_str(&format!("{} is unhealthy: failed to commit proposal: {}\n", h.ep, h.error));
+        }
+    }
+    out.into_bytes()
+}
