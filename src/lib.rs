@@ -12,8 +12,10 @@
 //! - [`proto`]: generated protobuf types.
 //! - [`client`]: the blocking client library.
 //! - [`ctl`]: raftkvctl, the etcdctl look-alike.
+//! - [`bench`]: raftkv-bench, the load generator.
 
 pub mod api;
+pub mod bench;
 pub mod client;
 pub mod ctl;
 pub mod mvcc;

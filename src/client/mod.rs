@@ -27,7 +27,7 @@ mod pool;
 pub mod retry;
 
 #[cfg(test)]
-mod fake_server;
+pub(crate) mod fake_server;
 #[cfg(test)]
 mod tests;
 
