@@ -93,6 +93,9 @@ impl ApplyLoop {
                     self.apply_entries(&entries, conf_states)?;
                 }
                 ApplyMsg::Reads { index, jobs } => parked.entry(index).or_default().extend(jobs),
+                ApplyMsg::Barrier(done) => {
+                    let _ = done.send(());
+                }
             }
             self.release_reads(&mut parked);
             let applied = self.kv.consistent_index();
@@ -157,6 +160,7 @@ impl ApplyLoop {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     if let Some(cs) = conf_states.get(&e.index) {
                         put_applied_conf_state(&self.db, batch.write_batch(), cs);
+                        super::membership::record(&self.db, batch.write_batch(), e, cs);
                     }
                 }
             }

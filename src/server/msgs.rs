@@ -52,4 +52,7 @@ pub enum ApplyMsg {
     Entries { entries: Vec<Entry>, conf_states: Vec<(u64, ConfState)> },
     /// Linearizable reads confirmed at `index`: served once it is applied.
     Reads { index: u64, jobs: Vec<ReadJob> },
+    /// Answered once everything sent before is applied (before a snapshot
+    /// replaces the state machine).
+    Barrier(crossbeam_channel::Sender<()>),
 }

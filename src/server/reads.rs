@@ -19,6 +19,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct ReadWorker {
     pub rx: Receiver<ReadJob>,
+    /// Held shared while reading: a snapshot install holds it alone.
+    pub gate: Arc<std::sync::RwLock<()>>,
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
     pub status: Arc<NodeStatus>,
@@ -29,7 +31,10 @@ impl ReadWorker {
     /// Serves until every sender is gone.
     pub fn run(self) {
         for job in self.rx.iter() {
-            let result = self.serve(job.kind);
+            let result = {
+                let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+                self.serve(job.kind)
+            };
             job.responder.answer(result);
         }
     }
