@@ -203,7 +203,8 @@ pub struct Cluster {
     pub trace: Vec<Message>,
     /// Messages lost to a fault.
     pub lost: Vec<Message>,
-    /// Proposals / reads refused while being delivered (forwarded ones).
+    /// Messages refused on delivery: forwarded proposals that were dropped,
+    /// responses from nodes that are no longer members.
     pub refused: Vec<(Message, Error)>,
     cut: BTreeSet<(u64, u64)>,
     isolated: BTreeSet<u64>,
@@ -349,6 +350,11 @@ impl Cluster {
 
     pub fn progress_state(&self, leader: u64, of: u64) -> ProgressState {
         self.progress(leader, of).state
+    }
+
+    /// The node that was leader in `term`, if any was.
+    pub fn leader_of_term(&self, term: u64) -> Option<u64> {
+        self.leaders.get(&term).copied()
     }
 
     /// The live nodes that are leader, in id order.
@@ -522,7 +528,9 @@ impl Cluster {
         let result = self.raw_mut(to).step(m.clone());
         match result {
             Ok(()) => {}
-            Err(e @ Error::ProposalDropped(_)) => self.refused.push((m, e)),
+            // A refused forwarded proposal, or a late response from a node
+            // that was removed meanwhile: expected, recorded.
+            Err(e @ (Error::ProposalDropped(_) | Error::StepPeerNotFound)) => self.refused.push((m, e)),
             Err(e) => panic!("node {to}: step of {m:?} failed: {e}{}", self.describe()),
         }
         self.handle_ready(to);

@@ -5,3 +5,5 @@
 mod harness;
 
 mod election;
+mod membership;
+mod replication;
