@@ -6,4 +6,6 @@ mod harness;
 
 mod election;
 mod membership;
+mod reads;
 mod replication;
+mod transfer;
