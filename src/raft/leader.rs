@@ -278,7 +278,9 @@ impl<S: Storage> Raft<S> {
         if pr.matched < last || pr.state == ProgressState::Probe {
             self.send_append(m.from)?;
         }
-        if self.read_only_option != ReadOnlyOption::Safe || m.context.is_empty() {
+        // Acknowledgements confirm reads in either mode: lease-based reads
+        // without a valid lease wait on the same quorum round.
+        if m.context.is_empty() {
             return Ok(());
         }
         self.read_only.recv_ack(m.from, &m.context);
