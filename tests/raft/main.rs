@@ -5,7 +5,9 @@
 mod harness;
 
 mod election;
+mod flow_control;
 mod membership;
 mod reads;
 mod replication;
+mod snapshot;
 mod transfer;
