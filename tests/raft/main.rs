@@ -4,6 +4,7 @@
 
 mod harness;
 
+mod bad_input;
 mod election;
 mod flow_control;
 mod membership;
