@@ -117,6 +117,16 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn handle_append_entries(&mut self, m: Message) -> Result<()> {
+        // The entries must follow the previous entry without gaps: the log
+        // code indexes the message by position.
+        for (i, e) in m.entries.iter().enumerate() {
+            if m.index.checked_add(i as u64 + 1) != Some(e.index) {
+                return Err(Error::InvalidMessage(format!(
+                    "append from {:x} after index {} carries entry {} at position {i}",
+                    m.from, m.index, e.index
+                )));
+            }
+        }
         let committed = self.raft_log.committed;
         if m.index < committed {
             // Everything up to our commit index already matches.
