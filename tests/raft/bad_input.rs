@@ -240,3 +240,286 @@ fn an_append_whose_entries_do_not_follow_its_previous_index_is_refused() {
         assert_eq!(c.log(2), before.5);
     }
 }
+
+fn no_panic(c: &mut Cluster, id: u64, m: Message) -> Result<(), Error> {
+    let desc = format!("{m:?}");
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.step(id, m)))
+        .unwrap_or_else(|_| panic!("node {id} panicked on {desc}"))
+}
+
+#[test]
+fn a_message_claiming_to_come_from_the_node_itself_is_refused() {
+    let mut c = running();
+    let term = c.term(2);
+    let before = snapshot_of(&c, 2);
+    for t in [MessageType::MsgHeartbeat, MessageType::MsgApp, MessageType::MsgVote, MessageType::MsgPreVote] {
+        let m = Message { index: c.last_index(2), log_term: term, ..msg(t, 2, 2, term + 1) };
+        assert!(invalid_message(no_panic(&mut c, 2, m)), "{t:?} from itself");
+    }
+    assert_eq!(snapshot_of(&c, 2), before);
+    // A node's own proposal or read may come back to it (forwarded to a
+    // leader that has stepped down, which forwards it on): still served.
+    let own = |t| Message {
+        entries: vec![Entry { data: Bytes::from_static(b"own"), ..Default::default() }],
+        ..msg(t, 1, 1, 0)
+    };
+    no_panic(&mut c, 1, own(MessageType::MsgProp)).unwrap();
+    no_panic(&mut c, 1, own(MessageType::MsgReadIndex)).unwrap();
+    c.stabilize();
+    assert_eq!(c.applied_data(3), vec!["a", "own"]);
+    assert_eq!(c.take_read_states(1).len(), 1);
+}
+
+#[test]
+fn messages_without_a_term_are_refused_unless_they_are_requests() {
+    let mut c = running();
+    let term = c.term(2);
+    let last = c.last_index(2);
+    let before = snapshot_of(&c, 2);
+    for t in [MessageType::MsgVote, MessageType::MsgPreVote] {
+        let m = Message { index: last + 5, log_term: term + 5, ..msg(t, 3, 2, 0) };
+        assert!(invalid_message(no_panic(&mut c, 2, m)), "{t:?} without a term");
+        // Also on a node that has neither voted nor heard of a leader, which
+        // would grant it (and answer with term 0).
+        let mut fresh = Cluster::new(&[1, 2, 3]);
+        let m = Message { index: 100, log_term: 100, ..msg(t, 3, 2, 0) };
+        assert!(invalid_message(no_panic(&mut fresh, 2, m)), "{t:?} without a term to a fresh node");
+        assert_eq!(fresh.vote(2), 0);
+    }
+    // An append without a term would skip every term check: refused, and
+    // its sender is not taken for the leader.
+    let m = append(3, 2, 0, last, c.raw(2).raft.log_term(last).unwrap(), vec![ent(last + 1, term)], 0);
+    assert!(invalid_message(no_panic(&mut c, 2, m)));
+    let hb = msg(MessageType::MsgHeartbeat, 3, 2, 0);
+    assert!(invalid_message(no_panic(&mut c, 2, hb)));
+    assert_eq!(snapshot_of(&c, 2), before);
+}
+
+#[test]
+fn an_index_that_leaves_no_room_for_a_next_entry_is_refused() {
+    let mut c = running();
+    let term = c.term(1);
+    let before = (snapshot_of(&c, 1), snapshot_of(&c, 2));
+    let snap = raftkv::proto::raftpb::Snapshot {
+        data: Bytes::new(),
+        metadata: Some(raftkv::proto::raftpb::SnapshotMetadata {
+            conf_state: Some(voters(&[1, 2, 3])),
+            index: u64::MAX,
+            term,
+        }),
+    };
+    let m = Message { snapshot: Some(snap), ..msg(MessageType::MsgSnap, 1, 2, term) };
+    assert!(invalid_message(no_panic(&mut c, 2, m)), "a snapshot ending at u64::MAX");
+    let m = Message { index: u64::MAX, ..msg(MessageType::MsgAppResp, 2, 1, term) };
+    assert!(invalid_message(no_panic(&mut c, 1, m)), "an acknowledgement of index u64::MAX");
+    assert_eq!((snapshot_of(&c, 1), snapshot_of(&c, 2)), before);
+    c.propose(1, "b").unwrap();
+    c.stabilize();
+    assert_eq!(c.applied_data(2), vec!["a", "b"]);
+}
+
+// ------------------------------------------------------------------ fuzz
+
+mod fuzz {
+    use super::super::harness::*;
+    use bytes::Bytes;
+    use prost::Message as _;
+    use raftkv::proto::raftpb::{ConfChange, ConfState, Entry, EntryType, Message, Snapshot, SnapshotMetadata};
+    use raftkv::raft::{MemStorage, RawNode};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
+        xs[rng.random_range(0..xs.len())]
+    }
+
+    fn number(rng: &mut ChaCha8Rng, around: u64) -> u64 {
+        match rng.random_range(0..6) {
+            0 => 0,
+            1 => u64::MAX,
+            2 => rng.random(),
+            _ => (around + rng.random_range(0..6)).saturating_sub(3),
+        }
+    }
+
+    fn entry(rng: &mut ChaCha8Rng, index: u64, term: u64) -> Entry {
+        let entry_type = rng.random_range(0..4);
+        let data: Bytes = match rng.random_range(0..3) {
+            0 => Bytes::new(),
+            1 => ConfChange {
+                change_type: rng.random_range(0..5),
+                node_id: rng.random_range(0..6),
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+            _ => (0..rng.random_range(0..8)).map(|_| rng.random::<u8>()).collect::<Vec<u8>>().into(),
+        };
+        Entry { entry_type, index, term, data }
+    }
+
+    /// A message with every field drawn at random, but close enough to the
+    /// node's state to get past the first checks now and then. `malformed`
+    /// also allows entries that do not follow the previous index.
+    fn random_message(rng: &mut ChaCha8Rng, to: u64, term: u64, last: u64, malformed: bool) -> Message {
+        let msg_type = if rng.random_range(0..20) == 0 { rng.random_range(19..25) } else { rng.random_range(0..19) };
+        let m_term = match rng.random_range(0..5) {
+            0 => 0,
+            1 => term.saturating_sub(1),
+            2 => term + 1,
+            _ => term,
+        };
+        let index = number(rng, last);
+        let n = rng.random_range(0..4);
+        let entries = (0..n)
+            .map(|i| {
+                let idx = if malformed && rng.random_range(0..3) == 0 {
+                    number(rng, last)
+                } else {
+                    index.wrapping_add(1 + i)
+                };
+                let t = number(rng, term);
+                entry(rng, idx, t)
+            })
+            .collect();
+        let snapshot = (rng.random_range(0..4) == 0).then(|| Snapshot {
+            data: Bytes::new(),
+            metadata: Some(SnapshotMetadata {
+                conf_state: Some(ConfState {
+                    voters: (1..=rng.random_range(0..4)).collect(),
+                    learners: if rng.random() { vec![4] } else { vec![] },
+                    ..Default::default()
+                }),
+                index: number(rng, last),
+                term: number(rng, term),
+            }),
+        });
+        let context = match rng.random_range(0..3) {
+            0 => Bytes::new(),
+            1 => Bytes::copy_from_slice(&rng.random::<u64>().to_be_bytes()),
+            _ => Bytes::from_static(b"CampaignTransfer"),
+        };
+        Message {
+            msg_type,
+            to,
+            from: pick(rng, &[0, 1, 2, 3, 4, 9]),
+            term: m_term,
+            log_term: number(rng, term),
+            index,
+            entries,
+            commit: number(rng, last),
+            snapshot,
+            reject: rng.random(),
+            reject_hint: number(rng, last),
+            context,
+            vote: 0,
+        }
+    }
+
+    /// Carries out a node's Readies, tolerating every error (a node that
+    /// gets one must stop: it is reported as `false`).
+    fn drive(raw: &mut RawNode<MemStorage>) -> (Vec<Message>, bool) {
+        let mut out = Vec::new();
+        while raw.has_ready() {
+            let Ok(rd) = raw.ready() else { return (out, false) };
+            out.extend(rd.messages);
+            let store = raw.store_mut();
+            if let Some(s) = rd.snapshot.clone() {
+                let _ = store.apply_snapshot(s);
+            }
+            let _ = store.append(&rd.entries);
+            if let Some(hs) = rd.hard_state {
+                store.set_hard_state(hs);
+            }
+            out.extend(rd.persisted_messages);
+            for e in &rd.committed_entries {
+                if e.entry_type() != EntryType::EntryNormal {
+                    let _ = raw.apply_conf_change(e);
+                }
+            }
+            if raw.advance().is_err() {
+                return (out, false);
+            }
+        }
+        (out, true)
+    }
+
+    fn run(seed: u64, malformed: bool) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut c = Cluster::new(&[1, 2, 3]);
+        c.elect(1);
+        c.propose(1, "a").unwrap();
+        c.stabilize();
+        c.add_empty_node(4);
+        c.propose_conf_change(1, &add_learner(4)).unwrap();
+        c.stabilize();
+        for id in 1..=4 {
+            c.node_mut(id).manual_ready = true;
+        }
+        let mut stopped = std::collections::BTreeSet::new();
+        let mut inbox: Vec<Message> = Vec::new();
+        for step in 0..400 {
+            let live: Vec<u64> = (1..=4).filter(|id| !stopped.contains(id)).collect();
+            if live.is_empty() {
+                return;
+            }
+            let to = pick(&mut rng, &live);
+            let (term, last) = (c.term(to), c.last_index(to));
+            let action = rng.random_range(0..10);
+            let m = match action {
+                0 => None,
+                1..=3 if !inbox.is_empty() => {
+                    let i = rng.random_range(0..inbox.len());
+                    let m = inbox.swap_remove(i);
+                    if stopped.contains(&m.to) || !(1..=4).contains(&m.to) {
+                        continue;
+                    }
+                    Some(m)
+                }
+                _ => Some(random_message(&mut rng, to, term, last, malformed)),
+            };
+            let target = m.as_ref().map_or(to, |m| m.to);
+            let desc = format!("seed {seed} step {step}: node {target} <- {m:?}");
+            let raw = c.raw_mut(target);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match m {
+                    Some(m) => {
+                        let _ = raw.step(m);
+                    }
+                    None => {
+                        let _ = raw.tick();
+                    }
+                }
+                drive(raw)
+            }));
+            match outcome {
+                Ok((out, ok)) => {
+                    inbox.extend(out);
+                    if !ok {
+                        stopped.insert(target);
+                    }
+                }
+                Err(_) => panic!("the core panicked on outside input: {desc}"),
+            }
+        }
+    }
+
+    /// Seeds per test: 40, or `RAFT_FUZZ_SEEDS` for a longer search.
+    fn seeds() -> u64 {
+        std::env::var("RAFT_FUZZ_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(40)
+    }
+
+    #[test]
+    fn random_well_formed_messages_never_panic_the_core() {
+        for seed in 0..seeds() {
+            run(seed, false);
+        }
+    }
+
+    #[test]
+    fn random_malformed_messages_never_panic_the_core() {
+        for seed in 0..seeds() {
+            run(1_000_000 + seed, true);
+        }
+    }
+}
