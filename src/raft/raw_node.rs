@@ -180,6 +180,14 @@ impl<S: Storage> RawNode<S> {
         if m.from == NONE {
             return Err(Error::InvalidMessage(format!("{t:?} without a sender")));
         }
+        // Requests (proposals, reads, transfers) may come back to the node
+        // that made them; anything else from our own id would be answered
+        // to ourselves.
+        let is_request =
+            matches!(t, MessageType::MsgProp | MessageType::MsgReadIndex | MessageType::MsgTransferLeader);
+        if !is_request && m.from == self.raft.id {
+            return Err(Error::InvalidMessage(format!("{t:?} from this node's own id")));
+        }
         let is_response = matches!(
             t,
             MessageType::MsgAppResp
