@@ -188,6 +188,11 @@ impl<S: Storage> RawNode<S> {
         if !is_request && m.from == self.raft.id {
             return Err(Error::InvalidMessage(format!("{t:?} from this node's own id")));
         }
+        // Only requests travel without a term; anything else without one
+        // would bypass every term check in Raft::step.
+        if !is_request && m.term == 0 {
+            return Err(Error::InvalidMessage(format!("{t:?} from {:x} without a term", m.from)));
+        }
         let is_response = matches!(
             t,
             MessageType::MsgAppResp
