@@ -193,6 +193,12 @@ impl<S: Storage> RawNode<S> {
         if !is_request && m.term == 0 {
             return Err(Error::InvalidMessage(format!("{t:?} from {:x} without a term", m.from)));
         }
+        // No entry can have index u64::MAX: nothing could follow it, and the
+        // log arithmetic (next index, snapshot offset) would overflow.
+        let snapshot_index = m.snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map_or(0, |md| md.index);
+        if [m.index, m.commit, m.reject_hint, snapshot_index].contains(&u64::MAX) {
+            return Err(Error::InvalidMessage(format!("{t:?} from {:x} with an index out of range", m.from)));
+        }
         let is_response = matches!(
             t,
             MessageType::MsgAppResp
