@@ -507,3 +507,19 @@ fn a_freshly_started_node_grants_no_vote_for_its_first_election_timeout() {
         );
     }
 }
+
+#[test]
+fn a_candidate_that_hears_from_a_leader_of_its_term_follows_it() {
+    let mut c = Cluster::with_config(&[1, 2, 3], |cfg| cfg.pre_vote = false);
+    c.elect(1);
+    c.isolate(3);
+    c.campaign(3);
+    let t = c.term(3);
+    assert_eq!(c.role(3), StateRole::Candidate);
+    let last = c.last_index(3);
+    let last_term = c.raw(3).raft.log_term(last).unwrap();
+    // Node 2 won term t meanwhile; its first append reaches 3.
+    c.step(3, append(2, 3, t, last, last_term, vec![], 0)).unwrap();
+    assert_eq!((c.role(3), c.term(3), c.leader_of(3)), (StateRole::Follower, t, 2));
+    assert_eq!(c.vote(3), 3, "the vote of the term is kept");
+}

@@ -472,3 +472,48 @@ fn removing_the_leader_makes_it_step_down() {
         assert_eq!(c.applied_data(id), vec!["y"]);
     }
 }
+
+#[test]
+fn demoting_a_voter_through_a_joint_configuration_makes_it_a_learner_on_leaving() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.elect(1);
+    let change = cc_v2(ConfChangeTransition::JointImplicit, vec![single(ConfChangeType::ConfChangeAddLearnerNode, 3)]);
+    c.propose_conf_change_v2(1, &change).unwrap();
+    c.stabilize();
+    let h = history_after_bootstrap(&c, 1, 3);
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(conf_voters(&h[0]), (vec![1, 2], vec![1, 2, 3], vec![]), "3 still votes in the outgoing half");
+    assert_eq!(h[0].learners_next, vec![3]);
+    assert_eq!(conf_voters(&h[1]), (vec![1, 2], vec![], vec![3]), "a learner once the joint configuration is left");
+    assert!(h[1].learners_next.is_empty());
+    for id in [2, 3] {
+        assert_eq!(c.node(id).sm.conf_state, h[1], "node {id}");
+    }
+    // As a learner it still receives the log but no longer counts.
+    c.cut(1, 2);
+    c.propose(1, "x").unwrap();
+    c.stabilize();
+    assert_eq!(c.progress(1, 3).matched, c.last_index(1));
+    assert!(c.committed(1) < c.last_index(1), "a learner's acknowledgement does not commit");
+    c.heal();
+    c.tick(1);
+    c.stabilize();
+    assert_eq!(c.applied_data(3), vec!["x"]);
+}
+
+#[test]
+fn a_simple_demotion_makes_a_voter_a_learner_at_once() {
+    let mut c = Cluster::new(&[1, 2, 3]);
+    c.elect(1);
+    c.propose_conf_change(1, &add_learner(3)).unwrap();
+    c.stabilize();
+    let h = history_after_bootstrap(&c, 1, 3);
+    assert_eq!(h.len(), 1, "no joint configuration for a single change: {h:?}");
+    assert_eq!(conf_voters(&h[0]), (vec![1, 2], vec![], vec![3]));
+    c.isolate(1);
+    c.isolate(2);
+    for _ in 0..40 {
+        c.tick(3);
+    }
+    assert_eq!(c.role(3), StateRole::Follower, "a learner never campaigns");
+}
