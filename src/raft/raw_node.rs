@@ -183,8 +183,7 @@ impl<S: Storage> RawNode<S> {
         // Requests (proposals, reads, transfers) may come back to the node
         // that made them; anything else from our own id would be answered
         // to ourselves.
-        let is_request =
-            matches!(t, MessageType::MsgProp | MessageType::MsgReadIndex | MessageType::MsgTransferLeader);
+        let is_request = matches!(t, MessageType::MsgProp | MessageType::MsgReadIndex | MessageType::MsgTransferLeader);
         if !is_request && m.from == self.raft.id {
             return Err(Error::InvalidMessage(format!("{t:?} from this node's own id")));
         }
