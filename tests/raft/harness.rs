@@ -16,8 +16,6 @@
 //! Two safety nets run all the time: no two nodes ever apply different
 //! entries at the same index, and no term has two leaders.
 
-#![allow(dead_code)]
-
 use bytes::Bytes;
 use raftkv::proto::raftpb::{
     ConfChange, ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType,
@@ -493,11 +491,6 @@ impl Cluster {
                 self.queue.push_back(m);
             }
         }
-    }
-
-    /// Puts a message in flight (delivered in order with the others).
-    pub fn send(&mut self, m: Message) {
-        self.queue.push_back(m);
     }
 
     /// Removes from the queue and returns every message matching `pred`.
