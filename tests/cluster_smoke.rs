@@ -1,7 +1,7 @@
 mod common;
 
 use common::*;
-use raftkv::proto::etcdserverpb::{PutRequest, RangeRequest};
+use raftkv::proto::etcdserverpb::{MemberListRequest, PutRequest, RangeRequest};
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp};
 use raftkv::server::config::RawConfig;
 use raftkv::server::Node;
@@ -55,6 +55,24 @@ fn three_nodes_replicate_and_read_from_followers() {
             Resp::Range(r) => assert_eq!(r.kvs.len(), 3, "linearizable read on node {i} sees every write"),
             other => panic!("range on node {i}: {other:?}"),
         }
+    }
+    // Every member publishes its client URL; any member lists them all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = RawClient::connect(nodes[1].client_addr());
+        let list = match c.call(Req::MemberList(MemberListRequest { linearizable: true })) {
+            Resp::MemberList(l) => l.members,
+            other => panic!("member list: {other:?}"),
+        };
+        let urls: Vec<String> = list.iter().flat_map(|m| m.client_ur_ls.clone()).collect();
+        if list.len() == 3 && urls.len() == 3 {
+            for n in &nodes {
+                assert!(urls.contains(&format!("http://{}", n.client_addr())), "{urls:?}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "client URLs not published: {list:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
     for n in nodes {
         n.stop();

@@ -3,7 +3,7 @@
 //! and what the transport needs from them.
 
 use crate::proto::etcdserverpb::Member;
-use crate::proto::internalpb::MemberContext;
+use crate::proto::internalpb::{MemberAttributes, MemberContext};
 use crate::proto::raftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType};
 use crate::storage::db::CF_MEMBERS;
 use crate::storage::{Db, StoreResult};
@@ -44,6 +44,25 @@ pub fn record(db: &Db, batch: &mut WriteBatch, e: &Entry, cs: &ConfState) {
             }
         }
     }
+}
+
+/// Records a member's published attributes (name, client URLs) over its
+/// stored record, in `batch`. Unknown members are ignored: a member removed
+/// meanwhile stays removed.
+pub fn set_attributes(db: &Db, batch: &mut WriteBatch, a: &MemberAttributes) {
+    let Ok(Some(bytes)) = db.get(CF_MEMBERS, &a.id.to_be_bytes()) else { return };
+    let Ok(mut m) = Member::decode(bytes.as_slice()) else { return };
+    m.name = a.name.clone();
+    m.client_ur_ls = a.client_urls.clone();
+    batch.put_cf(db.cf(CF_MEMBERS), a.id.to_be_bytes(), m.encode_to_vec());
+}
+
+/// Whether the stored record of `a.id` already carries these attributes.
+pub fn has_attributes(db: &Db, a: &MemberAttributes) -> bool {
+    load(db)
+        .ok()
+        .and_then(|ms| ms.into_iter().find(|m| m.id == a.id))
+        .is_some_and(|m| m.name == a.name && m.client_ur_ls == a.client_urls)
 }
 
 /// Every stored member.

@@ -204,6 +204,11 @@ impl Node {
                 members,
                 gate,
                 snap_dir,
+                attributes: crate::proto::internalpb::MemberAttributes {
+                    id: member_id,
+                    name: cfg.name.clone(),
+                    client_urls: vec![format!("http://{client_addr}")],
+                },
             },
             Duration::from_millis(cfg.heartbeat_ms),
             cfg.snapshot_catchup_entries,

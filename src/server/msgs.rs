@@ -21,6 +21,7 @@ pub enum ReadKind {
     /// A transaction without writes (checked by the caller).
     Txn(TxnRequest),
     Status,
+    MemberList,
     /// Answer `response` once physical compaction up to `revision` is done.
     PhysicalCompaction {
         revision: i64,

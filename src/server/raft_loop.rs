@@ -16,6 +16,7 @@ use super::status::NodeStatus;
 use super::wait::WaitRegistry;
 use crate::api::ApiError;
 use crate::mvcc::KvStore;
+use crate::proto::internalpb::{internal_request, InternalRequest, MemberAttributes};
 use crate::proto::raftkvpb::ErrorCode;
 use crate::proto::raftpb::{ConfState, EntryType, Message, Snapshot};
 use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole};
@@ -25,6 +26,7 @@ use crate::transport::members::Members;
 use crate::transport::Transport;
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use prost::Message as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -67,6 +69,8 @@ pub struct Shared {
     pub gate: Arc<RwLock<()>>,
     /// Where received snapshot images are staged.
     pub snap_dir: PathBuf,
+    /// This member's attributes, published through Raft until stored.
+    pub attributes: MemberAttributes,
 }
 
 pub struct RaftLoop {
@@ -80,6 +84,8 @@ pub struct RaftLoop {
     members: Arc<Members>,
     gate: Arc<RwLock<()>>,
     snap_dir: PathBuf,
+    attributes: MemberAttributes,
+    attributes_published: bool,
     heartbeat: Duration,
     snapshot_catchup_entries: u64,
     apply_backlog: VecDeque<ApplyMsg>,
@@ -114,6 +120,8 @@ impl RaftLoop {
             members: shared.members,
             gate: shared.gate,
             snap_dir: shared.snap_dir,
+            attributes: shared.attributes,
+            attributes_published: false,
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -235,9 +243,32 @@ impl RaftLoop {
         let error = if self.raw.raft.leader_id == 0 { ErrorCode::NoLeader } else { ErrorCode::Timeout };
         self.wait.expire(now, &ApiError::of(error));
         // Proposals whose waiter gave up are not worth proposing.
-        self.stalled.retain(|p| self.wait.contains(p.id));
+        let wait = &self.wait;
+        self.stalled.retain(|p| wait.contains(p.id));
         self.retry_reads();
-        Ok(())
+        self.publish_attributes()
+    }
+
+    /// Proposes this member's attributes (its client URL) until they are
+    /// stored, retrying every few election timeouts.
+    fn publish_attributes(&mut self) -> Result<(), String> {
+        const EVERY_TICKS: u64 = 50;
+        if self.attributes_published || self.raw.raft.leader_id == 0 || self.ticks % EVERY_TICKS != 1 {
+            return Ok(());
+        }
+        if membership::has_attributes(&self.db, &self.attributes) {
+            self.attributes_published = true;
+            return Ok(());
+        }
+        let req = InternalRequest {
+            id: 0,
+            member_id: self.status.member_id,
+            body: Some(internal_request::Body::MemberAttributes(self.attributes.clone())),
+        };
+        match self.raw.propose(req.encode_to_vec().into()) {
+            Ok(()) | Err(RaftError::ProposalDropped(_)) => Ok(()),
+            Err(e) => Err(format!("publishing member attributes: {e}")),
+        }
     }
 
     /// Proposes everything waiting, as one batch, if a leader is known.

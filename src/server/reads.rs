@@ -7,7 +7,7 @@ use super::msgs::{ReadJob, ReadKind};
 use super::status::NodeStatus;
 use crate::api::ApiError;
 use crate::mvcc::KvStore;
-use crate::proto::etcdserverpb::StatusResponse;
+use crate::proto::etcdserverpb::{MemberListResponse, StatusResponse};
 use crate::proto::raftkvpb::client_response::Body;
 use crate::storage::Db;
 use crossbeam_channel::Receiver;
@@ -65,6 +65,13 @@ impl ReadWorker {
                     errors: Vec::new(),
                     db_size_in_use: size,
                     is_learner: self.status.is_learner(),
+                }))
+            }
+            ReadKind::MemberList => {
+                let members = super::membership::load(&self.db).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(Body::MemberList(MemberListResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    members,
                 }))
             }
             ReadKind::PhysicalCompaction { revision, response } => {
