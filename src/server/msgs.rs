@@ -22,6 +22,7 @@ pub enum ReadKind {
     Txn(TxnRequest),
     Status,
     MemberList,
+    HashKv(i64),
     /// Answer `response` once physical compaction up to `revision` is done.
     PhysicalCompaction {
         revision: i64,

@@ -7,7 +7,7 @@ use super::msgs::{ReadJob, ReadKind};
 use super::status::NodeStatus;
 use crate::api::ApiError;
 use crate::mvcc::KvStore;
-use crate::proto::etcdserverpb::{MemberListResponse, StatusResponse};
+use crate::proto::etcdserverpb::{HashKvResponse, MemberListResponse, StatusResponse};
 use crate::proto::raftkvpb::client_response::Body;
 use crate::storage::Db;
 use crossbeam_channel::Receiver;
@@ -65,6 +65,15 @@ impl ReadWorker {
                     errors: Vec::new(),
                     db_size_in_use: size,
                     is_learner: self.status.is_learner(),
+                }))
+            }
+            ReadKind::HashKv(revision) => {
+                let h = self.kv.hash_kv(revision).map_err(mvcc)?;
+                Ok(Body::HashKv(HashKvResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    hash: h.hash,
+                    compact_revision: h.compact_revision,
+                    hash_revision: h.hash_revision,
                 }))
             }
             ReadKind::MemberList => {
