@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/rpc.proto",
     "proto/client.proto",
     "proto/internal.proto",
+    "proto/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -34,3 +34,8 @@ pub mod raftkvpb {
 pub mod internalpb {
     include!(concat!(env!("OUT_DIR"), "/internalpb.rs"));
 }
+
+/// The peer protocol (`proto/peer.proto`).
+pub mod peerpb {
+    include!(concat!(env!("OUT_DIR"), "/peerpb.rs"));
+}

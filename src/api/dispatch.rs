@@ -73,6 +73,8 @@ impl Dispatcher {
             }
             Req::Compact(c) => self.propose(internal_request::Body::Compaction(c), responder),
             Req::Status(_) => self.read(ReadJob { kind: ReadKind::Status, responder }, true),
+            Req::HashKv(h) => self.read(ReadJob { kind: ReadKind::HashKv(h.revision), responder }, true),
+            Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
             other => {
                 let name = format!("{other:?}");
                 let kind = name.split('(').next().unwrap_or("request");

@@ -74,6 +74,12 @@ impl FrameDecoder {
         self.buf.len()
     }
 
+    /// Takes the bytes received after the last frame (to hand a connection
+    /// over to another reader).
+    pub fn take_buffered(&mut self) -> BytesMut {
+        self.buf.split()
+    }
+
     /// Whether a frame has started but is not complete.
     pub fn in_frame(&self) -> bool {
         !self.buf.is_empty() || self.skipping > 0

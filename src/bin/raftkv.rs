@@ -29,6 +29,9 @@ struct Args {
     /// Address for peers, HOST:PORT.
     #[arg(long)]
     listen_peer: Option<String>,
+    /// Peer address other members dial, if not listen-peer (e.g. a proxy).
+    #[arg(long)]
+    advertise_peer: Option<String>,
     /// Initial cluster: NAME=HOST:PORT,...
     #[arg(long)]
     initial_cluster: Option<String>,
@@ -68,6 +71,7 @@ impl Args {
             data_dir: self.data_dir.clone(),
             listen_client: self.listen_client.clone(),
             listen_peer: self.listen_peer.clone(),
+            advertise_peer: self.advertise_peer.clone(),
             initial_cluster: self.initial_cluster.clone(),
             heartbeat_ms: self.heartbeat_ms,
             election_ms: self.election_ms,

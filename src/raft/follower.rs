@@ -35,7 +35,7 @@ impl<S: Storage> Raft<S> {
         }
     }
 
-    pub(crate) fn step_follower(&mut self, mut m: Message) -> Result<()> {
+    pub(crate) fn step_follower(&mut self, m: Message) -> Result<()> {
         match m.msg_type() {
             MessageType::MsgProp => {
                 if self.leader_id == NONE {
@@ -44,8 +44,7 @@ impl<S: Storage> Raft<S> {
                 if self.disable_proposal_forwarding {
                     return Err(Error::ProposalDropped(DropReason::ForwardingDisabled));
                 }
-                m.to = self.leader_id;
-                self.send(m);
+                self.forward_to_leader(m);
                 Ok(())
             }
             MessageType::MsgApp => {
@@ -62,8 +61,7 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgTransferLeader => {
                 if self.leader_id != NONE {
-                    m.to = self.leader_id;
-                    self.send(m);
+                    self.forward_to_leader(m);
                 }
                 Ok(())
             }
@@ -76,8 +74,7 @@ impl<S: Storage> Raft<S> {
                 if self.leader_id == NONE {
                     return self.drop_read_without_leader(&m);
                 }
-                m.to = self.leader_id;
-                self.send(m);
+                self.forward_to_leader(m);
                 Ok(())
             }
             MessageType::MsgReadIndexResp => {
@@ -96,6 +93,15 @@ impl<S: Storage> Raft<S> {
         }
     }
 
+    /// Forwards a request (proposal, read, transfer) to the leader. Whatever
+    /// term a peer put on it is dropped: `send` stamps the term of the
+    /// messages that carry one and leaves proposals and reads without.
+    fn forward_to_leader(&mut self, mut m: Message) {
+        m.to = self.leader_id;
+        m.term = 0;
+        self.send(m);
+    }
+
     /// A read request with no leader to ask: a local one fails so the caller
     /// can retry; a forwarded one is dropped (its sender times out).
     fn drop_read_without_leader(&self, m: &Message) -> Result<()> {
@@ -111,6 +117,16 @@ impl<S: Storage> Raft<S> {
     }
 
     pub(crate) fn handle_append_entries(&mut self, m: Message) -> Result<()> {
+        // The entries must follow the previous entry without gaps: the log
+        // code indexes the message by position.
+        for (i, e) in m.entries.iter().enumerate() {
+            if m.index.checked_add(i as u64 + 1) != Some(e.index) {
+                return Err(Error::InvalidMessage(format!(
+                    "append from {:x} after index {} carries entry {} at position {i}",
+                    m.from, m.index, e.index
+                )));
+            }
+        }
         let committed = self.raft_log.committed;
         if m.index < committed {
             // Everything up to our commit index already matches.

@@ -85,14 +85,24 @@ impl<S: Storage> Raft<S> {
             return Err(Error::ProposalDropped(DropReason::TransferInProgress));
         }
         let last = self.raft_log.last_index();
+        // The index of the configuration change in this proposal, recorded
+        // as pending only once the proposal is actually appended: a refused
+        // proposal must not block the next change.
+        let mut pending_conf_index = None;
         for (i, e) in m.entries.iter().enumerate() {
             if let Some(cc) = decode_conf_change(e)? {
+                if pending_conf_index.is_some() {
+                    return Err(Error::ProposalDropped(DropReason::ConfChangePending));
+                }
                 self.check_conf_change(&cc)?;
-                self.pending_conf_index = last + i as u64 + 1;
+                pending_conf_index = Some(last + i as u64 + 1);
             }
         }
         if !self.append_entry(&mut m.entries)? {
             return Err(Error::ProposalDropped(DropReason::UncommittedLimit));
+        }
+        if let Some(index) = pending_conf_index {
+            self.pending_conf_index = index;
         }
         self.bcast_append()
     }
@@ -268,7 +278,9 @@ impl<S: Storage> Raft<S> {
         if pr.matched < last || pr.state == ProgressState::Probe {
             self.send_append(m.from)?;
         }
-        if self.read_only_option != ReadOnlyOption::Safe || m.context.is_empty() {
+        // Acknowledgements confirm reads in either mode: lease-based reads
+        // without a valid lease wait on the same quorum round.
+        if m.context.is_empty() {
             return Ok(());
         }
         self.read_only.recv_ack(m.from, &m.context);

@@ -180,6 +180,24 @@ impl<S: Storage> RawNode<S> {
         if m.from == NONE {
             return Err(Error::InvalidMessage(format!("{t:?} without a sender")));
         }
+        // Requests (proposals, reads, transfers) may come back to the node
+        // that made them; anything else from our own id would be answered
+        // to ourselves.
+        let is_request = matches!(t, MessageType::MsgProp | MessageType::MsgReadIndex | MessageType::MsgTransferLeader);
+        if !is_request && m.from == self.raft.id {
+            return Err(Error::InvalidMessage(format!("{t:?} from this node's own id")));
+        }
+        // Only requests travel without a term; anything else without one
+        // would bypass every term check in Raft::step.
+        if !is_request && m.term == 0 {
+            return Err(Error::InvalidMessage(format!("{t:?} from {:x} without a term", m.from)));
+        }
+        // No entry can have index u64::MAX: nothing could follow it, and the
+        // log arithmetic (next index, snapshot offset) would overflow.
+        let snapshot_index = m.snapshot.as_ref().and_then(|s| s.metadata.as_ref()).map_or(0, |md| md.index);
+        if [m.index, m.commit, m.reject_hint, snapshot_index].contains(&u64::MAX) {
+            return Err(Error::InvalidMessage(format!("{t:?} from {:x} with an index out of range", m.from)));
+        }
         let is_response = matches!(
             t,
             MessageType::MsgAppResp

@@ -93,6 +93,9 @@ impl ApplyLoop {
                     self.apply_entries(&entries, conf_states)?;
                 }
                 ApplyMsg::Reads { index, jobs } => parked.entry(index).or_default().extend(jobs),
+                ApplyMsg::Barrier(done) => {
+                    let _ = done.send(());
+                }
             }
             self.release_reads(&mut parked);
             let applied = self.kv.consistent_index();
@@ -146,8 +149,8 @@ impl ApplyLoop {
                     match InternalRequest::decode(e.data.clone()) {
                         Ok(req) => {
                             let outcome = self.apply_request(&mut batch, &req)?;
-                            if req.member_id == self.member_id {
-                                outcomes.push(outcome);
+                            if let Some(o) = outcome.filter(|_| req.member_id == self.member_id) {
+                                outcomes.push(o);
                             }
                         }
                         // Every member skips it alike: the state stays equal.
@@ -157,6 +160,7 @@ impl ApplyLoop {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     if let Some(cs) = conf_states.get(&e.index) {
                         put_applied_conf_state(&self.db, batch.write_batch(), cs);
+                        super::membership::record(&self.db, batch.write_batch(), e, cs);
                     }
                 }
             }
@@ -175,8 +179,9 @@ impl ApplyLoop {
     }
 
     /// Applies one request. Request errors (compacted, key not found...)
-    /// are the client's answer; storage failures stop the node.
-    fn apply_request(&self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Result<Outcome, String> {
+    /// are the client's answer; storage failures stop the node. `None` for
+    /// the member's own bookkeeping, which no client waits for.
+    fn apply_request(&self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Result<Option<Outcome>, String> {
         let status = &self.status;
         let mut wait_physical = None;
         let result = match &req.body {
@@ -199,17 +204,21 @@ impl ApplyLoop {
                 }
                 Body::Compact(r)
             }),
+            Some(internal_request::Body::MemberAttributes(a)) => {
+                super::membership::set_attributes(&self.db, batch.write_batch(), a);
+                return Ok(None);
+            }
             // Every member answers alike, so the state stays equal.
             Some(_) | None => {
                 let e = ApiError::new(ErrorCode::NotImplemented, "raftkv: request kind not implemented yet");
-                return Ok(Outcome { id: req.id, result: Err(e), wait_physical: None });
+                return Ok(Some(Outcome { id: req.id, result: Err(e), wait_physical: None }));
             }
         };
         let result = match result {
             Ok(b) => Ok(b),
             Err(e) => Err(mvcc_error(e).map_err(|fatal| format!("applying request {:x}: {fatal}", req.id))?),
         };
-        Ok(Outcome { id: req.id, result, wait_physical })
+        Ok(Some(Outcome { id: req.id, result, wait_physical }))
     }
 
     /// Answers a physical compaction from a read worker, which waits for the

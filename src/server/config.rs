@@ -23,6 +23,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen_client: SocketAddr,
     pub listen_peer: SocketAddr,
+    /// The peer address other members dial (a proxy may sit in front of
+    /// `listen_peer`); the one named in `initial_cluster`.
+    pub advertise_peer: SocketAddr,
     pub initial_cluster: Vec<Peer>,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
@@ -64,6 +67,7 @@ pub struct RawConfig {
     pub data_dir: Option<String>,
     pub listen_client: Option<String>,
     pub listen_peer: Option<String>,
+    pub advertise_peer: Option<String>,
     pub initial_cluster: Option<String>,
     pub heartbeat_ms: Option<u64>,
     pub election_ms: Option<u64>,
@@ -109,6 +113,7 @@ impl RawConfig {
             data_dir,
             listen_client,
             listen_peer,
+            advertise_peer,
             initial_cluster,
             heartbeat_ms,
             election_ms,
@@ -140,16 +145,20 @@ impl RawConfig {
         if listen_client == listen_peer {
             return err("listen-peer", format!("{listen_peer} is also the client address"));
         }
+        let advertise_peer = match self.advertise_peer.as_deref() {
+            Some(a) => parse_addr("advertise-peer", a)?,
+            None => listen_peer,
+        };
         let initial_cluster = match self.initial_cluster {
             Some(s) => parse_cluster(&s)?,
-            None => vec![Peer { name: name.clone(), addr: listen_peer }],
+            None => vec![Peer { name: name.clone(), addr: advertise_peer }],
         };
         match initial_cluster.iter().find(|p| p.name == name) {
             None => return err("initial-cluster", format!("has no member named {name:?} (this node's name)")),
-            Some(me) if me.addr != listen_peer => {
+            Some(me) if me.addr != advertise_peer => {
                 return err(
                     "initial-cluster",
-                    format!("member {name:?} is at {} but listen-peer is {listen_peer}", me.addr),
+                    format!("member {name:?} is at {} but this node advertises {advertise_peer}", me.addr),
                 )
             }
             Some(_) => {}
@@ -200,6 +209,7 @@ impl RawConfig {
             data_dir,
             listen_client,
             listen_peer,
+            advertise_peer,
             initial_cluster,
             heartbeat_ms,
             election_ms,

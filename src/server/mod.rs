@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod config;
 pub mod ids;
+pub mod membership;
 pub mod msgs;
 pub mod raft_loop;
 pub mod reads;
@@ -29,7 +30,8 @@ use crate::proto::raftpb::{ConfChange, ConfChangeType, Entry, EntryType, HardSta
 use crate::raft::{self, RawNode};
 use crate::storage::db::CF_RAFT_STATE;
 use crate::storage::{Db, RaftLogStorage};
-use crate::transport::{NoPeers, Transport};
+use crate::transport::members::Members;
+use crate::transport::{peer_io, PeerTransport};
 use config::Config;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use prost::Message as _;
@@ -37,7 +39,7 @@ use respond::ResponseSink;
 use status::NodeStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use wait::WaitRegistry;
@@ -49,6 +51,7 @@ const APPLY_QUEUE: usize = 64;
 const RESPONSE_QUEUE: usize = 65_536;
 const CONTROL_QUEUE: usize = 1024;
 const PEER_QUEUE: usize = 8192;
+const PEER_CMD_QUEUE: usize = 65_536;
 const MAX_WAITERS: usize = 262_144;
 const READ_WORKERS: usize = 2;
 /// In `raft_state`: the cluster id fixed at bootstrap.
@@ -66,6 +69,7 @@ pub struct Node {
     raft_stop: Sender<()>,
     client_thread: Option<JoinHandle<()>>,
     raft_thread: Option<JoinHandle<()>>,
+    peer_thread: Option<JoinHandle<()>>,
     apply_thread: Option<JoinHandle<()>>,
     read_threads: Vec<JoinHandle<()>>,
     failure: Receiver<String>,
@@ -76,19 +80,23 @@ impl Node {
     /// Opens the data directory (bootstrapping a new member of the initial
     /// cluster if it is empty) and starts every thread.
     pub fn start(cfg: &Config) -> Result<Node, String> {
-        Node::start_with(cfg, Box::new(NoPeers))
-    }
-
-    pub fn start_with(cfg: &Config, transport: Box<dyn Transport>) -> Result<Node, String> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
+        let snap_dir = cfg.data_dir.join("snap");
         let db = Arc::new(Db::open(&cfg.data_dir.join("db")).map_err(|e| e.to_string())?);
+        // Opening the log finishes a snapshot install a crash interrupted.
         let mut storage = RaftLogStorage::open(db.clone()).map_err(|e| e.to_string())?;
-        let member_id = ids::member_id(&cfg.name, &cfg.listen_peer);
+        clean_staged_images(&snap_dir);
+        let member_id = ids::member_id(&cfg.name, &cfg.advertise_peer);
         let cluster_id = open_or_bootstrap(cfg, &db, &mut storage)?;
         let kv = Arc::new(KvStore::open(db.clone()).map_err(|e| format!("opening the keyspace: {e}"))?);
         let status = Arc::new(NodeStatus::new(cluster_id, member_id));
         status.set_applied(kv.consistent_index());
+        storage.set_snapshot_source(snapshot_source(kv.clone(), db.clone()));
+
+        let members =
+            Arc::new(Members::new(cfg.initial_cluster.iter().map(|p| (ids::member_id(&p.name, &p.addr), p.addr))));
+        membership::refresh_transport(&db, &members);
 
         let mut rc = raft::Config::new(member_id);
         rc.election_tick = cfg.election_ticks();
@@ -109,7 +117,7 @@ impl Node {
         let (local_tx, local_rx) = bounded(READ_QUEUE);
         let (apply_tx, apply_rx) = bounded(APPLY_QUEUE);
         let (ctrl_tx, ctrl_rx) = bounded(CONTROL_QUEUE);
-        let (_peer_tx, peer_rx) = bounded(PEER_QUEUE);
+        let (peer_tx, peer_rx) = bounded(PEER_QUEUE);
         let (stop_tx, stop_rx) = bounded(1);
         let (resp_tx, resp_rx) = bounded(RESPONSE_QUEUE);
         let (fail_tx, fail_rx) = bounded(4);
@@ -117,11 +125,41 @@ impl Node {
         let sink = ResponseSink::new(resp_tx, waker.clone(), wake_pending.clone());
         let wait = Arc::new(WaitRegistry::new(MAX_WAITERS));
         let request_timeout = Duration::from_millis(cfg.request_timeout_ms);
+        let gate = Arc::new(RwLock::new(()));
+
+        // Peers: one mio thread for every message connection.
+        let peer_listener = std::net::TcpListener::bind(cfg.listen_peer)
+            .map_err(|e| format!("cannot listen for peers on {}: {e}", cfg.listen_peer))?;
+        peer_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let peer_poll = mio::Poll::new().map_err(|e| e.to_string())?;
+        let peer_waker = Arc::new(mio::Waker::new(peer_poll.registry(), peer_io::WAKER).map_err(|e| e.to_string())?);
+        let (cmd_tx, cmd_rx) = bounded(PEER_CMD_QUEUE);
+        let peer_io = peer_io::PeerIo::new(
+            peer_poll,
+            mio::net::TcpListener::from_std(peer_listener),
+            cmd_rx,
+            peer_io::PeerIoConfig { cluster_id, member_id, snap_dir: snap_dir.clone() },
+            members.clone(),
+            peer_tx,
+            ctrl_tx.clone(),
+        )
+        .map_err(|e| format!("peer I/O: {e}"))?;
+        let peer_thread = spawn("peer-io", move || peer_io.run())?;
+        let transport = Box::new(PeerTransport {
+            cmds: cmd_tx,
+            waker: peer_waker,
+            members: members.clone(),
+            control: ctrl_tx.clone(),
+            cluster_id,
+            db: db.clone(),
+            sending_snapshots: Arc::default(),
+        });
 
         let mut read_threads = Vec::new();
         for i in 0..READ_WORKERS {
             let worker = reads::ReadWorker {
                 rx: local_rx.clone(),
+                gate: gate.clone(),
                 kv: kv.clone(),
                 db: db.clone(),
                 status: status.clone(),
@@ -158,8 +196,20 @@ impl Node {
                 apply: apply_tx,
             },
             transport,
-            status.clone(),
-            wait.clone(),
+            raft_loop::Shared {
+                status: status.clone(),
+                wait: wait.clone(),
+                kv: kv.clone(),
+                db: db.clone(),
+                members,
+                gate,
+                snap_dir,
+                attributes: crate::proto::internalpb::MemberAttributes {
+                    id: member_id,
+                    name: cfg.name.clone(),
+                    client_urls: vec![format!("http://{client_addr}")],
+                },
+            },
             Duration::from_millis(cfg.heartbeat_ms),
             cfg.snapshot_catchup_entries,
         );
@@ -223,6 +273,7 @@ impl Node {
             raft_stop: stop_tx,
             client_thread: Some(client_thread),
             raft_thread: Some(raft_thread),
+            peer_thread: Some(peer_thread),
             apply_thread: Some(apply_thread),
             read_threads,
             failure: fail_rx,
@@ -262,6 +313,8 @@ impl Node {
         join(self.client_thread.take());
         let _ = self.raft_stop.send(());
         join(self.raft_thread.take());
+        // The transport went with the raft thread: the peer thread stops.
+        join(self.peer_thread.take());
         join(self.apply_thread.take());
         for t in self.read_threads.drain(..) {
             join(Some(t));
@@ -277,6 +330,36 @@ impl Drop for Node {
     fn drop(&mut self) {
         if self.raft_thread.is_some() {
             self.shutdown();
+        }
+    }
+}
+
+/// What the leader's core is told about the snapshot it may send: the
+/// applied state's point (the image itself is made when it is sent). Not
+/// available until the applied configuration contains the receiver.
+fn snapshot_source(kv: Arc<KvStore>, db: Arc<Db>) -> crate::storage::raft_log::SnapshotSource {
+    use crate::proto::raftpb::{Snapshot, SnapshotMetadata};
+    use crate::raft::StorageError;
+    Box::new(move |_request_index, to| {
+        let cs = crate::storage::raft_log::applied_conf_state(&db)
+            .map_err(|e| StorageError::Other(e.to_string()))?
+            .unwrap_or_default();
+        let has_to = cs.voters.iter().chain(&cs.learners).chain(&cs.voters_outgoing).any(|&id| id == to);
+        if to != 0 && !has_to {
+            return Err(StorageError::SnapshotTemporarilyUnavailable);
+        }
+        let meta = SnapshotMetadata { index: kv.consistent_index(), term: kv.consistent_term(), conf_state: Some(cs) };
+        Ok(Snapshot { data: Default::default(), metadata: Some(meta) })
+    })
+}
+
+/// Removes snapshot images staged before a restart: Raft will send a fresh
+/// one if it still needs to (an interrupted install kept its own, and has
+/// just finished).
+fn clean_staged_images(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

@@ -21,6 +21,8 @@ pub enum ReadKind {
     /// A transaction without writes (checked by the caller).
     Txn(TxnRequest),
     Status,
+    MemberList,
+    HashKv(i64),
     /// Answer `response` once physical compaction up to `revision` is done.
     PhysicalCompaction {
         revision: i64,
@@ -52,4 +54,7 @@ pub enum ApplyMsg {
     Entries { entries: Vec<Entry>, conf_states: Vec<(u64, ConfState)> },
     /// Linearizable reads confirmed at `index`: served once it is applied.
     Reads { index: u64, jobs: Vec<ReadJob> },
+    /// Answered once everything sent before is applied (before a snapshot
+    /// replaces the state machine).
+    Barrier(crossbeam_channel::Sender<()>),
 }

@@ -10,19 +10,26 @@
 //! advance. It never applies anything and never blocks on a client or a
 //! peer.
 
+use super::membership;
 use super::msgs::{ApplyMsg, Control, Proposal, ReadJob};
 use super::status::NodeStatus;
 use super::wait::WaitRegistry;
 use crate::api::ApiError;
+use crate::mvcc::KvStore;
+use crate::proto::internalpb::{internal_request, InternalRequest, MemberAttributes};
 use crate::proto::raftkvpb::ErrorCode;
-use crate::proto::raftpb::{EntryType, Message};
+use crate::proto::raftpb::{ConfState, EntryType, Message, Snapshot};
 use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole};
+use crate::storage::Db;
 use crate::storage::RaftLogStorage;
+use crate::transport::members::Members;
 use crate::transport::Transport;
 use bytes::Bytes;
 use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use prost::Message as _;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// Most proposals folded into one append.
@@ -51,12 +58,34 @@ struct ReadBatch {
     issued_tick: u64,
 }
 
+/// What the raft thread shares with the rest of the node.
+pub struct Shared {
+    pub status: Arc<NodeStatus>,
+    pub wait: Arc<WaitRegistry>,
+    pub kv: Arc<KvStore>,
+    pub db: Arc<Db>,
+    pub members: Arc<Members>,
+    /// Read workers hold it shared; a snapshot install holds it alone.
+    pub gate: Arc<RwLock<()>>,
+    /// Where received snapshot images are staged.
+    pub snap_dir: PathBuf,
+    /// This member's attributes, published through Raft until stored.
+    pub attributes: MemberAttributes,
+}
+
 pub struct RaftLoop {
     raw: RawNode<RaftLogStorage>,
     ch: Channels,
     transport: Box<dyn Transport>,
     status: Arc<NodeStatus>,
     wait: Arc<WaitRegistry>,
+    kv: Arc<KvStore>,
+    db: Arc<Db>,
+    members: Arc<Members>,
+    gate: Arc<RwLock<()>>,
+    snap_dir: PathBuf,
+    attributes: MemberAttributes,
+    attributes_published: bool,
     heartbeat: Duration,
     snapshot_catchup_entries: u64,
     apply_backlog: VecDeque<ApplyMsg>,
@@ -76,8 +105,7 @@ impl RaftLoop {
         raw: RawNode<RaftLogStorage>,
         ch: Channels,
         transport: Box<dyn Transport>,
-        status: Arc<NodeStatus>,
-        wait: Arc<WaitRegistry>,
+        shared: Shared,
         heartbeat: Duration,
         snapshot_catchup_entries: u64,
     ) -> RaftLoop {
@@ -85,8 +113,15 @@ impl RaftLoop {
             raw,
             ch,
             transport,
-            status,
-            wait,
+            status: shared.status,
+            wait: shared.wait,
+            kv: shared.kv,
+            db: shared.db,
+            members: shared.members,
+            gate: shared.gate,
+            snap_dir: shared.snap_dir,
+            attributes: shared.attributes,
+            attributes_published: false,
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -120,7 +155,12 @@ impl RaftLoop {
             self.drain(take_proposals)?;
             self.propose_stalled()?;
             self.issue_reads()?;
-            self.handle_ready()?;
+            // One Ready can lead to another (this node's own votes and
+            // acknowledgements are delivered at advance): handle them all
+            // before waiting again.
+            while self.raw.has_ready() {
+                self.handle_ready()?;
+            }
             self.flush_apply_backlog();
         }
         self.shutdown();
@@ -193,7 +233,8 @@ impl RaftLoop {
         // instead of after a randomized election timeout.
         let r = &self.raw.raft;
         let cfg = &r.tracker().config.voters;
-        if r.leader_id == 0 && !cfg.is_joint() && cfg.incoming.len() == 1 && cfg.incoming.contains(r.id) {
+        let alone = !cfg.is_joint() && cfg.incoming.len() == 1 && cfg.incoming.contains(r.id);
+        if alone && r.leader_id == 0 && r.role == StateRole::Follower {
             self.raw.campaign().map_err(|e| format!("raft campaign failed: {e}"))?;
         }
         // Waiters whose proposal was lost (a leader change, a forwarded
@@ -202,9 +243,32 @@ impl RaftLoop {
         let error = if self.raw.raft.leader_id == 0 { ErrorCode::NoLeader } else { ErrorCode::Timeout };
         self.wait.expire(now, &ApiError::of(error));
         // Proposals whose waiter gave up are not worth proposing.
-        self.stalled.retain(|p| self.wait.contains(p.id));
+        let wait = &self.wait;
+        self.stalled.retain(|p| wait.contains(p.id));
         self.retry_reads();
-        Ok(())
+        self.publish_attributes()
+    }
+
+    /// Proposes this member's attributes (its client URL) until they are
+    /// stored, retrying every few election timeouts.
+    fn publish_attributes(&mut self) -> Result<(), String> {
+        const EVERY_TICKS: u64 = 50;
+        if self.attributes_published || self.raw.raft.leader_id == 0 || self.ticks % EVERY_TICKS != 1 {
+            return Ok(());
+        }
+        if membership::has_attributes(&self.db, &self.attributes) {
+            self.attributes_published = true;
+            return Ok(());
+        }
+        let req = InternalRequest {
+            id: 0,
+            member_id: self.status.member_id,
+            body: Some(internal_request::Body::MemberAttributes(self.attributes.clone())),
+        };
+        match self.raw.propose(req.encode_to_vec().into()) {
+            Ok(()) | Err(RaftError::ProposalDropped(_)) => Ok(()),
+            Err(e) => Err(format!("publishing member attributes: {e}")),
+        }
     }
 
     /// Proposes everything waiting, as one batch, if a leader is known.
@@ -322,11 +386,10 @@ impl RaftLoop {
                     self.pending_reads.extend(b.jobs);
                 }
             }
-            let _ = ss.role == StateRole::Leader;
         }
         self.transport.send(rd.messages);
-        if rd.snapshot.is_some() {
-            return Err("received a snapshot, but snapshot installation needs the peer transport".into());
+        if let Some(snap) = &rd.snapshot {
+            self.install_snapshot(snap)?;
         }
         if !rd.entries.is_empty() || rd.hard_state.is_some() {
             self.raw
@@ -341,7 +404,10 @@ impl RaftLoop {
             for e in &rd.committed_entries {
                 if e.entry_type() != EntryType::EntryNormal {
                     match self.raw.apply_conf_change(e) {
-                        Ok(cs) => conf_states.push((e.index, cs)),
+                        Ok(cs) => {
+                            self.update_members(e, &cs);
+                            conf_states.push((e.index, cs));
+                        }
                         Err(err) => log::error!("configuration change at {} did not apply: {err}", e.index),
                     }
                 }
@@ -356,6 +422,58 @@ impl RaftLoop {
         }
         self.raw.advance().map_err(|e| format!("raft advance failed: {e}"))?;
         self.publish_status();
+        Ok(())
+    }
+
+    /// Keeps the transport's member list in step with the configuration.
+    fn update_members(&self, e: &crate::proto::raftpb::Entry, cs: &ConfState) {
+        if let Some(m) = membership::member_of(e) {
+            if let Some(addr) = membership::peer_addr(&m) {
+                self.members.set(m.id, addr);
+            }
+        }
+        for id in self.members.ids() {
+            let in_conf = cs.voters.iter().chain(&cs.learners).chain(&cs.voters_outgoing).chain(&cs.learners_next);
+            if id != self.status.member_id && !in_conf.clone().any(|&x| x == id) {
+                self.members.remove(id);
+            }
+        }
+    }
+
+    /// Replaces the state machine with a snapshot image received from the
+    /// leader: waits until the apply thread applied everything before it,
+    /// pauses reads, installs the image (which also resets the log to the
+    /// snapshot's point), and reloads the keyspace.
+    fn install_snapshot(&mut self, snap: &Snapshot) -> Result<(), String> {
+        let path = PathBuf::from(
+            String::from_utf8(snap.data.to_vec()).map_err(|_| "snapshot data is not a path".to_string())?,
+        );
+        // Only images this member staged itself: anything else is a bug.
+        let staged = path.canonicalize().ok().zip(self.snap_dir.canonicalize().ok());
+        if !staged.is_some_and(|(p, dir)| p.starts_with(dir)) {
+            return Err(format!(
+                "refusing to install a snapshot from outside {}: {}",
+                self.snap_dir.display(),
+                path.display()
+            ));
+        }
+        while let Some(m) = self.apply_backlog.pop_front() {
+            self.ch.apply.send(m).map_err(|_| "the apply thread is gone".to_string())?;
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        self.ch.apply.send(ApplyMsg::Barrier(done_tx)).map_err(|_| "the apply thread is gone".to_string())?;
+        done_rx.recv().map_err(|_| "the apply thread is gone".to_string())?;
+        let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let meta = self.raw.store_mut().install_image(&path).map_err(|e| format!("installing the snapshot: {e}"))?;
+        self.kv.reload().map_err(|e| format!("reloading the keyspace after a snapshot: {e}"))?;
+        self.status.set_applied(meta.index);
+        membership::refresh_transport(&self.db, &self.members);
+        log::info!(
+            "member {:x}: installed a snapshot at index {} (term {})",
+            self.status.member_id,
+            meta.index,
+            meta.term
+        );
         Ok(())
     }
 

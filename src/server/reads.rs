@@ -7,7 +7,7 @@ use super::msgs::{ReadJob, ReadKind};
 use super::status::NodeStatus;
 use crate::api::ApiError;
 use crate::mvcc::KvStore;
-use crate::proto::etcdserverpb::StatusResponse;
+use crate::proto::etcdserverpb::{HashKvResponse, MemberListResponse, StatusResponse};
 use crate::proto::raftkvpb::client_response::Body;
 use crate::storage::Db;
 use crossbeam_channel::Receiver;
@@ -19,6 +19,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct ReadWorker {
     pub rx: Receiver<ReadJob>,
+    /// Held shared while reading: a snapshot install holds it alone.
+    pub gate: Arc<std::sync::RwLock<()>>,
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
     pub status: Arc<NodeStatus>,
@@ -29,7 +31,10 @@ impl ReadWorker {
     /// Serves until every sender is gone.
     pub fn run(self) {
         for job in self.rx.iter() {
-            let result = self.serve(job.kind);
+            let result = {
+                let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+                self.serve(job.kind)
+            };
             job.responder.answer(result);
         }
     }
@@ -60,6 +65,22 @@ impl ReadWorker {
                     errors: Vec::new(),
                     db_size_in_use: size,
                     is_learner: self.status.is_learner(),
+                }))
+            }
+            ReadKind::HashKv(revision) => {
+                let h = self.kv.hash_kv(revision).map_err(mvcc)?;
+                Ok(Body::HashKv(HashKvResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    hash: h.hash,
+                    compact_revision: h.compact_revision,
+                    hash_revision: h.hash_revision,
+                }))
+            }
+            ReadKind::MemberList => {
+                let members = super::membership::load(&self.db).map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(Body::MemberList(MemberListResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    members,
                 }))
             }
             ReadKind::PhysicalCompaction { revision, response } => {
