@@ -28,7 +28,7 @@ fn subcommand(cmd: &str) -> Option<String> {
     let after = cmd.split("etcdctl").nth(1)?;
     let words: Vec<&str> = after.split_whitespace().filter(|w| !w.starts_with("--endpoints")).collect();
     match *words.first()? {
-        "endpoint" => Some(format!("endpoint {}", words.get(1)?)),
+        "endpoint" | "member" => Some(format!("{} {}", words[0], words.get(1)?)),
         w => Some(w.to_string()),
     }
 }
@@ -49,7 +49,7 @@ fn json_matches_every_captured_json_response() {
         }
         let Some(sub) = subcommand(&c.cmd) else { continue };
         // compaction ignores -w; the other commands are not served yet.
-        if !["get", "put", "del", "txn", "endpoint status", "endpoint health"].contains(&sub.as_str()) {
+        if !["get", "put", "del", "txn", "endpoint status", "endpoint health", "member list"].contains(&sub.as_str()) {
             continue;
         }
         let line = json_line(&c.stdout);
@@ -59,6 +59,7 @@ fn json_matches_every_captured_json_response() {
             "put" => json::put(&put_of(&v)),
             "del" => json::delete(&delete_of(&v)),
             "txn" => json::txn(&txn_of(&v)),
+            "member list" => json::member_list(&member_list_of(&v)),
             "endpoint status" => json::endpoint_status(
                 &v.as_array()
                     .expect("array")
@@ -278,6 +279,19 @@ fn endpoint_status_simple_and_table_match_captures() {
     (r.leader, r.raft_term, r.raft_index, r.raft_applied_index, r.db_size) = (0, 4, 12, 12, 24576);
     r.errors = vec!["etcdserver: no leader".into()];
     assert_eq!(show(table::endpoint_status(&list).as_bytes()), show(&capture("cluster_noquorum_status_table").stdout));
+}
+
+#[test]
+fn member_list_simple_and_table_match_captures() {
+    let r = member_list_of(&json(&capture("member_list_json").stdout));
+    assert_eq!(show(&simple::member_list(&r)), show(&capture("member_list_simple").stdout));
+    assert_eq!(show(table::member_list(&r).as_bytes()), show(&capture("member_list_table").stdout));
+    let three = member_list_of(&json(&capture("cluster_member_list_json").stdout));
+    assert_eq!(three.members.len(), 3);
+    let out = printer(Format::Fields, false).member_list(&three).unwrap().stdout;
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("\"ClusterID\" : 1005359026988465051\n"), "{text}");
+    assert!(text.contains("\"Name\" : \"c2\"\n\"PeerURL\" : \"http://127.0.0.1:22382\"\n\"ClientURL\" : \"http://127.0.0.1:22372\"\n\"IsLearner\" : false\n\n"), "{text}");
 }
 
 fn health(ep: &str, took: &str, error: &str) -> EpHealth {

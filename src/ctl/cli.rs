@@ -61,6 +61,8 @@ pub enum Command {
     Compaction(CompactionArgs),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
+    /// Membership related commands
+    Member(MemberArgs),
     /// Prints the version of raftkvctl
     Version,
 }
@@ -164,6 +166,18 @@ pub struct EndpointArgs {
     pub cluster: Option<String>,
     #[command(subcommand)]
     pub command: EndpointCommand,
+}
+
+#[derive(Args, Debug)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    pub command: MemberCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Lists all members in the cluster
+    List,
 }
 
 #[derive(Subcommand, Debug)]

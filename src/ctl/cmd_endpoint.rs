@@ -4,8 +4,8 @@
 //! Owns the per-endpoint checks: Status for `status`; a linearizable get of
 //! key `health` (plus the alarm list, once the server serves it) for
 //! `health`, run concurrently and reported in completion order. With
-//! `--cluster` the endpoints come from the member list; until the server
-//! serves it (NOT_IMPLEMENTED), the given endpoints are used.
+//! `--cluster` the endpoints are the members' client URLs (a server that
+//! answers NOT_IMPLEMENTED to the member list gets the given endpoints).
 
 use super::cli::{bool_value, EndpointArgs};
 use super::exit::{CtlError, EXIT_ERROR};

@@ -6,11 +6,12 @@
 //! (global flags, clients), `ops` (requests from get/put/del flags),
 //! `txn_parse` (the txn grammar), `print` (output formats), `gofmt` (Go
 //! texts), `exit` (codes), and one module per command group (`cmd_kv`,
-//! `cmd_txn`, `cmd_endpoint`).
+//! `cmd_txn`, `cmd_endpoint`, `cmd_member`).
 
 pub mod cli;
 pub mod cmd_endpoint;
 pub mod cmd_kv;
+pub mod cmd_member;
 pub mod cmd_txn;
 pub mod exit;
 pub mod gofmt;
@@ -19,7 +20,7 @@ pub mod print;
 pub mod settings;
 pub mod txn_parse;
 
-use cli::{Command, EndpointCommand, Parsed};
+use cli::{Command, EndpointCommand, MemberCommand, Parsed};
 use exit::{CtlError, EXIT_SUCCESS};
 use print::Output;
 use settings::Settings;
@@ -74,6 +75,9 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
                 let code = e.as_ref().map_or(EXIT_SUCCESS, |e| e.code);
                 (o, e, code)
             }),
+        },
+        Command::Member(a) => match a.command {
+            MemberCommand::List => cmd_member::list(&settings).map(|o| (o, None, EXIT_SUCCESS)),
         },
         Command::Version => Ok((
             Output {

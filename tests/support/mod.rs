@@ -9,8 +9,8 @@
 
 use base64::Engine as _;
 use raftkv::proto::etcdserverpb::{
-    response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse,
-    TxnResponse,
+    response_op, DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    ResponseOp, StatusResponse, TxnResponse,
 };
 use raftkv::proto::mvccpb::KeyValue;
 use serde_json::Value;
@@ -226,6 +226,32 @@ pub fn status_of(v: &Value) -> StatusResponse {
         db_size_in_use: i64_of(v, "dbSizeInUse"),
         is_learner: bool_of(v, "isLearner"),
     }
+}
+
+fn strings_of(v: &Value, k: &str) -> Vec<String> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+pub fn member_list_of(v: &Value) -> MemberListResponse {
+    let members = v
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|m| Member {
+                    id: u64_of(m, "ID"),
+                    name: m.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    peer_ur_ls: strings_of(m, "peerURLs"),
+                    client_ur_ls: strings_of(m, "clientURLs"),
+                    is_learner: bool_of(m, "isLearner"),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    MemberListResponse { header: header_of(v), members }
 }
 
 /// Parses a capture's JSON stdout (one line).

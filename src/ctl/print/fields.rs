@@ -7,7 +7,7 @@
 use super::super::gofmt::quote;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
-    response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
+    response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 use std::fmt::Write as _;
@@ -118,6 +118,24 @@ pub fn endpoint_health(list: &[EpHealth]) -> Vec<u8> {
         let _ = writeln!(out, "\"Health\" : {}", h.health);
         let _ = writeln!(out, "\"Took\" : {}", h.took);
         let _ = writeln!(out, "\"Error\" : {}", h.error);
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+pub fn member_list(r: &MemberListResponse) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for m in &r.members {
+        let _ = writeln!(out, "\"ID\" : {}", m.id);
+        let _ = writeln!(out, "\"Name\" : {}", quote(m.name.as_bytes()));
+        for u in &m.peer_ur_ls {
+            let _ = writeln!(out, "\"PeerURL\" : {}", quote(u.as_bytes()));
+        }
+        for u in &m.client_ur_ls {
+            let _ = writeln!(out, "\"ClientURL\" : {}", quote(u.as_bytes()));
+        }
+        let _ = writeln!(out, "\"IsLearner\" : {}", m.is_learner);
         out.push('\n');
     }
     out.into_bytes()

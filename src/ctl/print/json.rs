@@ -10,7 +10,8 @@
 use super::super::gofmt::json_string;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
-    response_op, DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse, TxnResponse,
+    response_op, DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    StatusResponse, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 use base64::Engine as _;
@@ -202,4 +203,24 @@ pub fn endpoint_health(list: &[EpHealth]) -> String {
             .string("error", &h.error);
         o.done()
     }))
+}
+
+fn member_obj(m: &Member) -> String {
+    let strings = |v: &[String]| nonempty_array(v, |u| json_string(u.as_bytes()));
+    Obj::new()
+        .num("ID", m.id)
+        .string("name", &m.name)
+        .opt("peerURLs", strings(&m.peer_ur_ls))
+        .opt("clientURLs", strings(&m.client_ur_ls))
+        .flag("isLearner", m.is_learner)
+        .done()
+}
+
+pub fn member_list(r: &MemberListResponse) -> String {
+    line(
+        Obj::new()
+            .opt("header", r.header.as_ref().map(header))
+            .opt("members", nonempty_array(&r.members, member_obj))
+            .done(),
+    )
 }

@@ -12,7 +12,9 @@ pub mod simple;
 pub mod table;
 
 use super::exit::CtlError;
-use crate::proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse};
+use crate::proto::etcdserverpb::{
+    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse,
+};
 use prost::Message;
 
 /// An output format (`-w`).
@@ -141,6 +143,16 @@ impl Printer {
             Format::Table => table::endpoint_status(list).into_bytes(),
             Format::Fields => fields::endpoint_status(list),
             Format::Protobuf => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn member_list(&self, r: &MemberListResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::member_list(r),
+            Format::Json => json::member_list(r).into_bytes(),
+            Format::Table => table::member_list(r).into_bytes(),
+            Format::Fields => fields::member_list(r),
+            Format::Protobuf => r.encode_to_vec(),
         }))
     }
 

@@ -6,7 +6,9 @@
 
 use super::super::gofmt;
 use super::{EpHealth, EpStatus};
-use crate::proto::etcdserverpb::{response_op, DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse};
+use crate::proto::etcdserverpb::{
+    response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
+};
 use crate::proto::mvccpb::KeyValue;
 
 /// `\x61\x62` for `ab` (etcdctl's `--hex`).
@@ -111,6 +113,33 @@ pub fn endpoint_health(list: &[EpHealth]) -> Vec<u8> {
         } else {
             out.push_str(&format!("{} is unhealthy: failed to commit proposal: {}\n", h.ep, h.error));
         }
+    }
+    out.into_bytes()
+}
+
+/// The rows of etcdctl's `makeMemberListTable`: a member without a name
+/// has not started yet.
+pub fn member_list_rows(r: &MemberListResponse) -> Vec<Vec<String>> {
+    r.members
+        .iter()
+        .map(|m| {
+            vec![
+                format!("{:x}", m.id),
+                if m.name.is_empty() { "unstarted" } else { "started" }.to_string(),
+                m.name.clone(),
+                m.peer_ur_ls.join(","),
+                m.client_ur_ls.join(","),
+                m.is_learner.to_string(),
+            ]
+        })
+        .collect()
+}
+
+pub fn member_list(r: &MemberListResponse) -> Vec<u8> {
+    let mut out = String::new();
+    for row in member_list_rows(r) {
+        out.push_str(&row.join(", "));
+        out.push('\n');
     }
     out.into_bytes()
 }

@@ -6,8 +6,9 @@
 //!
 //! Owns only the layout; the rows come from the callers.
 
-use super::simple::endpoint_status_rows;
+use super::simple::{endpoint_status_rows, member_list_rows};
 use super::{EpHealth, EpStatus};
+use crate::proto::etcdserverpb::MemberListResponse;
 
 /// Widest a cell grows before it is wrapped.
 const MAX_COL_WIDTH: usize = 30;
@@ -163,6 +164,10 @@ pub fn endpoint_status(list: &[EpStatus]) -> String {
         "errors",
     ];
     render(&headers, &endpoint_status_rows(list))
+}
+
+pub fn member_list(r: &MemberListResponse) -> String {
+    render(&["ID", "Status", "Name", "Peer Addrs", "Client Addrs", "Is Learner"], &member_list_rows(r))
 }
 
 pub fn endpoint_health(list: &[EpHealth]) -> String {
