@@ -502,3 +502,19 @@ fn a_listener_that_never_answers_times_out_like_etcdctl() {
     assert_eq!((r.code, show(&r.stdout), show(&r.stderr)), (c.code, show(&c.stdout), show(&strip_warn(&c.stderr))));
     drop(l);
 }
+
+#[test]
+fn a_malformed_endpoint_is_refused_at_once() {
+    // etcdctl takes "127.0.0.1:22399 127.0.0.1:22379" as one target and
+    // times out after --command-timeout; raftkvctl says what is wrong.
+    let c = capture("endpoints_space_sep");
+    assert_eq!(c.code, 1);
+    let started = std::time::Instant::now();
+    let r = run_bash(&translate(&c.cmd, "127.0.0.1:1"), Duration::from_secs(20));
+    assert!(started.elapsed() < Duration::from_secs(2), "no waiting for a timeout");
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        show(&r.stderr),
+        show(b"Error: invalid endpoint \"127.0.0.1:22399 127.0.0.1:22379\": expected HOST:PORT\n")
+    );
+}
