@@ -510,7 +510,7 @@ fn a_malformed_endpoint_is_refused_at_once() {
     let c = capture("endpoints_space_sep");
     assert_eq!(c.code, 1);
     let started = std::time::Instant::now();
-    let r = run_bash(&translate(&c.cmd, "127.0.0.1:1"), Duration::from_secs(20));
+    let r = run_bash(&translate(&c.cmd, "127.0.0.1:22379"), Duration::from_secs(20));
     assert!(started.elapsed() < Duration::from_secs(2), "no waiting for a timeout");
     assert_eq!(r.code, 2);
     assert_eq!(
