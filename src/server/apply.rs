@@ -134,6 +134,9 @@ impl ApplyLoop {
     fn apply_entries(&self, entries: &[Entry], conf_states: Vec<(u64, ConfState)>) -> Result<(), String> {
         let conf_states: HashMap<u64, ConfState> = conf_states.into_iter().collect();
         let mut batch = self.kv.begin();
+        // No lease exists until the lessor lands: a put naming one is
+        // refused as etcd refuses an unknown lease.
+        batch.set_lease_check(|_| false);
         let mut last: Option<(u64, u64)> = None;
         let mut outcomes = Vec::new();
         for e in entries {

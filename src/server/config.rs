@@ -91,15 +91,19 @@ impl RawConfig {
 
     pub fn from_toml(text: &str) -> Result<RawConfig, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            // toml names the offending key in its message; keep it.
-            let msg = e.message().to_string();
+            // toml points at the offending value (or key): name the key of
+            // that line.
             let field = e
                 .span()
-                .and_then(|s| text.get(s))
-                .map(|s| s.split('=').next().unwrap_or(s).trim().to_string())
-                .filter(|s| !s.is_empty() && s.len() < 64)
+                .map(|span| {
+                    let line_start = text[..span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+                    let line = &text[line_start..];
+                    let line = line.split('\n').next().unwrap_or(line);
+                    line.split('=').next().unwrap_or(line).trim().to_string()
+                })
+                .filter(|f| !f.is_empty() && f.len() < 64)
                 .unwrap_or_else(|| "config".into());
-            ConfigError { field, message: msg }
+            ConfigError { field, message: e.message().to_string() }
         })
     }
 

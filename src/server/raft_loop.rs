@@ -139,18 +139,41 @@ impl RaftLoop {
     pub fn run(mut self) -> Result<(), String> {
         let ticker = crossbeam_channel::tick(self.heartbeat);
         self.publish_status();
+        let (no_proposals, no_reads, no_control, no_peers) = (
+            crossbeam_channel::never(),
+            crossbeam_channel::never(),
+            crossbeam_channel::never(),
+            crossbeam_channel::never(),
+        );
+        // A channel whose senders are all gone (clients during shutdown) is
+        // waited on no more: `select!` would otherwise return at once, forever.
+        let (mut proposals_open, mut reads_open, mut control_open, mut peers_open) = (true, true, true, true);
         loop {
             // Hold proposals back while the apply thread is behind.
-            let take_proposals = self.apply_backlog.len() < APPLY_BACKLOG_LIMIT;
-            let never = crossbeam_channel::never();
-            let proposals = if take_proposals { &self.ch.proposals } else { &never };
+            let take_proposals = proposals_open && self.apply_backlog.len() < APPLY_BACKLOG_LIMIT;
+            let proposals = if take_proposals { &self.ch.proposals } else { &no_proposals };
+            let reads = if reads_open { &self.ch.reads } else { &no_reads };
+            let control = if control_open { &self.ch.control } else { &no_control };
+            let peers = if peers_open { &self.ch.peers } else { &no_peers };
             select! {
                 recv(self.ch.stop) -> _ => break,
                 recv(ticker) -> _ => self.on_tick()?,
-                recv(proposals) -> p => if let Ok(p) = p { self.stalled.push_back(p) },
-                recv(self.ch.reads) -> r => if let Ok(r) = r { self.pending_reads.push(r) },
-                recv(self.ch.control) -> c => if let Ok(c) = c { self.on_control(c)? },
-                recv(self.ch.peers) -> m => if let Ok(m) = m { self.step_peer(m)? },
+                recv(proposals) -> p => match p {
+                    Ok(p) => self.stalled.push_back(p),
+                    Err(_) => proposals_open = false,
+                },
+                recv(reads) -> r => match r {
+                    Ok(r) => self.pending_reads.push(r),
+                    Err(_) => reads_open = false,
+                },
+                recv(control) -> c => match c {
+                    Ok(c) => self.on_control(c)?,
+                    Err(_) => control_open = false,
+                },
+                recv(peers) -> m => match m {
+                    Ok(m) => self.step_peer(m)?,
+                    Err(_) => peers_open = false,
+                },
             }
             self.drain(take_proposals)?;
             self.propose_stalled()?;

@@ -78,10 +78,8 @@ impl ReadWorker {
             }
             ReadKind::MemberList => {
                 let members = super::membership::load(&self.db).map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(Body::MemberList(MemberListResponse {
-                    header: Some(self.status.header(self.kv.current_revision())),
-                    members,
-                }))
+                // etcd's member list header carries no revision.
+                Ok(Body::MemberList(MemberListResponse { header: Some(self.status.header(0)), members }))
             }
             ReadKind::PhysicalCompaction { revision, response } => {
                 self.kv.wait_compacted(revision, self.request_timeout).map_err(mvcc)?;
