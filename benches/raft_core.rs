@@ -30,10 +30,22 @@ impl Cluster {
             })
             .collect();
         let mut cl = Cluster { nodes, queue: VecDeque::new() };
-        cl.nodes[0].campaign().expect("campaign");
-        cl.settle();
-        assert!(cl.nodes[0].is_leader(), "node 1 leads");
-        cl
+        // Fresh nodes grant no vote during their first election timeout:
+        // tick until node 1 wins.
+        for _ in 0..1000 {
+            if cl.nodes[0].is_leader() {
+                return cl;
+            }
+            cl.nodes[0].tick().expect("tick");
+            for n in cl.nodes[1..].iter_mut() {
+                n.tick().expect("tick");
+            }
+            if cl.nodes[0].raft.leader_id == 0 {
+                let _ = cl.nodes[0].campaign();
+            }
+            cl.settle();
+        }
+        panic!("no leader after 1000 ticks");
     }
 
     /// Carries out every Ready and delivers every message until quiet.

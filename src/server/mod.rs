@@ -44,14 +44,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use wait::WaitRegistry;
 
-/// Queue sizes between threads.
+/// Queue sizes between threads. Bounded channels preallocate every slot,
+/// so these are sized to the limits they serve, not larger.
 const PROPOSAL_QUEUE: usize = 16_384;
-const READ_QUEUE: usize = 16_384;
+const READ_QUEUE: usize = 4096;
 const APPLY_QUEUE: usize = 64;
-const RESPONSE_QUEUE: usize = 65_536;
+const RESPONSE_QUEUE: usize = 16_384;
 const CONTROL_QUEUE: usize = 1024;
-const PEER_QUEUE: usize = 8192;
-const PEER_CMD_QUEUE: usize = 65_536;
+const PEER_QUEUE: usize = 4096;
+const PEER_CMD_QUEUE: usize = 16_384;
 const MAX_WAITERS: usize = 262_144;
 const READ_WORKERS: usize = 2;
 /// In `raft_state`: the cluster id fixed at bootstrap.

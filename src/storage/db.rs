@@ -51,10 +51,9 @@ impl Db {
         opts.create_if_missing(fresh);
         opts.create_missing_column_families(fresh);
         opts.increase_parallelism(2);
-        // Bounded memory: small memtables, shared across column families.
-        opts.set_write_buffer_size(16 * 1024 * 1024);
-        opts.set_max_write_buffer_number(3);
-        opts.set_db_write_buffer_size(64 * 1024 * 1024);
+        // Bounded memory: every memtable together stays under
+        // `MEMTABLE_BUDGET` (RocksDB flushes the largest when it is reached).
+        opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(128 * 1024 * 1024);
         if !fresh {
@@ -65,7 +64,8 @@ impl Db {
                 }
             }
         }
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name)));
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE);
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, &cache)));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let db = Db { db, path: dir.to_path_buf() };
         db.check_format(fresh)?;
@@ -152,8 +152,19 @@ impl Db {
     }
 }
 
-fn cf_options(name: &str) -> Options {
+/// Bytes of memtables across every column family.
+const MEMTABLE_BUDGET: usize = 24 * 1024 * 1024;
+/// Bytes of the block cache shared by every column family.
+const BLOCK_CACHE: usize = 16 * 1024 * 1024;
+
+fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut o = Options::default();
+    o.set_write_buffer_size(8 * 1024 * 1024);
+    o.set_max_write_buffer_number(2);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    o.set_block_based_table_factory(&table);
     if name == CF_KV || name == CF_RAFT_LOG {
         o.set_compression_type(rocksdb::DBCompressionType::Lz4);
     }

@@ -26,8 +26,9 @@ const SNAPSHOT_META_KEY: &[u8] = b"snapshot_meta";
 /// In `meta`: the configuration as of the consistent (applied) index.
 pub const APPLIED_CONF_STATE_KEY: &[u8] = b"conf_state";
 
-/// Bytes of recent entries kept in memory.
-const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Bytes of recent entries kept in memory (what a follower a little behind
+/// needs, without reading the disk).
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 fn index_key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
