@@ -11,17 +11,17 @@
 //! printed); `RAFTKV_MVCC_CASES=<n>` changes how many cases run.
 
 use bytes::Bytes;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use raftkv::mvcc::{KvStore, MvccError, Options};
 use raftkv::proto::etcdserverpb::{
     compare::{CompareTarget, TargetUnion},
-    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
+    TxnResponse,
 };
 use raftkv::proto::mvccpb::{event::EventType, Event, KeyValue};
 use raftkv::storage::Db;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -126,7 +126,7 @@ impl Model {
             if order == 1 {
                 kvs.sort_by_key(key);
             } else {
-                kvs.sort_by(|a, b| key(b).cmp(&key(a)));
+                kvs.sort_by_key(|kv| std::cmp::Reverse(key(kv)));
             }
         }
         let mut more = false;
@@ -275,7 +275,8 @@ impl Model {
                 dels.push((d.key.to_vec(), end));
             }
         }
-        let hit = |dels: &Vec<(Vec<u8>, Vec<u8>)>, k: &[u8]| dels.iter().any(|(b, e)| b.as_slice() <= k && k < e.as_slice());
+        let hit =
+            |dels: &Vec<(Vec<u8>, Vec<u8>)>, k: &[u8]| dels.iter().any(|(b, e)| b.as_slice() <= k && k < e.as_slice());
         let mut puts = HashSet::new();
         for op in ops {
             if let Some(request_op::Request::RequestTxn(n)) = &op.request {
@@ -704,7 +705,12 @@ fn run_case(seed: u64, steps: usize) -> Stats {
     }
     // Finally every revision still readable must match.
     for rev in model.compact.max(1)..=model.current() {
-        let r = RangeRequest { key: Bytes::from_static(b"\0"), range_end: Bytes::from_static(b"\0"), revision: rev, ..Default::default() };
+        let r = RangeRequest {
+            key: Bytes::from_static(b"\0"),
+            range_end: Bytes::from_static(b"\0"),
+            revision: rev,
+            ..Default::default()
+        };
         assert_eq!(h.s().range(&r), model.range(&r), "seed {seed}: final range at {rev}");
     }
     stats
@@ -754,7 +760,7 @@ fn model_based_random_histories() {
     let (seeds, steps): (Vec<u64>, usize) = match env_u64("RAFTKV_MVCC_SEED") {
         Some(s) => (vec![s], env_u64("RAFTKV_MVCC_STEPS").unwrap_or(80) as usize),
         None => {
-            let n = env_u64("RAFTKV_MVCC_CASES").unwrap_or(250);
+            let n = env_u64("RAFTKV_MVCC_CASES").unwrap_or(200);
             ((0..n).map(|i| 0x5eed_0000 + i).collect(), env_u64("RAFTKV_MVCC_STEPS").unwrap_or(80) as usize)
         }
     };

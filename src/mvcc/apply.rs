@@ -20,9 +20,8 @@ use super::store::Inner;
 use super::validate::{validate_delete_range, validate_put, validate_txn};
 use crate::proto::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
-    request_op, response_op, Compare, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp,
-    TxnRequest, TxnResponse,
+    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::db::{CF_KV, CF_META};
@@ -466,14 +465,12 @@ impl<'a> ApplyBatch<'a> {
                     }
                     self.check_lease(p.lease)?;
                 }
-                (Some(request_op::Request::RequestRange(r)), Check::Ranges) => {
-                    if r.revision != 0 {
-                        if r.revision > v.at {
-                            return Err(MvccError::FutureRev);
-                        }
-                        if r.revision < self.compact_rev {
-                            return Err(MvccError::Compacted);
-                        }
+                (Some(request_op::Request::RequestRange(r)), Check::Ranges) if r.revision != 0 => {
+                    if r.revision > v.at {
+                        return Err(MvccError::FutureRev);
+                    }
+                    if r.revision < self.compact_rev {
+                        return Err(MvccError::Compacted);
                     }
                 }
                 _ => {}

@@ -118,12 +118,7 @@ mod tests {
             (MvccError::TooManyOps, "etcdserver: too many operations in txn request", ErrorCode::TooManyOps, 104),
             (MvccError::DuplicateKey, "etcdserver: duplicate key given in txn request", ErrorCode::DuplicateKey, 105),
             (MvccError::InvalidSortOption, "etcdserver: invalid sort option", ErrorCode::InvalidSortOption, 106),
-            (
-                MvccError::Compacted,
-                "etcdserver: mvcc: required revision has been compacted",
-                ErrorCode::Compacted,
-                200,
-            ),
+            (MvccError::Compacted, "etcdserver: mvcc: required revision has been compacted", ErrorCode::Compacted, 200),
             (
                 MvccError::FutureRev,
                 "etcdserver: mvcc: required revision is a future revision",

@@ -14,7 +14,7 @@ use super::compact::{worker, Compactor};
 use super::error::MvccError;
 use super::hash::{hash_kv, HashKv};
 use super::key_index::{IdxRev, KeyIndex, KeyRange};
-use super::range::{assemble, collect, fetch_one, is_default_ordering, has_filters, kv_bytes, plan, Layers};
+use super::range::{assemble, collect, fetch_one, has_filters, is_default_ordering, kv_bytes, plan, Layers};
 use super::revision::{
     decode_i64, decode_kv, decode_rev_key, decode_u64, META_CONSISTENT_INDEX, META_CONSISTENT_TERM,
     META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
@@ -450,11 +450,6 @@ impl Iterator for RangeChunks {
         if last {
             self.done = true;
         }
-        Some(Ok(RangeResponse {
-            header: Some(self.header.clone()),
-            kvs,
-            more: last && self.more,
-            count: self.count,
-        }))
+        Some(Ok(RangeResponse { header: Some(self.header), kvs, more: last && self.more, count: self.count }))
     }
 }

@@ -6,9 +6,8 @@ use super::*;
 use crate::proto::etcdserverpb::{
     compare::{CompareResult as CR, CompareTarget as CT, TargetUnion as TU},
     range_request::{SortOrder, SortTarget},
-    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, TxnRequest, TxnResponse,
+    request_op, response_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::{event::EventType, Event, KeyValue};
 use crate::storage::db::{Db, CF_KV, CF_META};
@@ -610,7 +609,7 @@ fn read_only_txn_creates_no_revision() {
 fn txn_checks_run_before_anything_is_applied() {
     let mut t = T::new();
     t.put("a", "1"); // 2
-    // ignore_value on a missing key, after a write in the same txn: nothing applies.
+                     // ignore_value on a missing key, after a write in the same txn: nothing applies.
     let bad = txn(
         vec![],
         vec![op_put("b", "1"), op_put_r(PutRequest { ignore_value: true, ..put_req("missing", "") })],
@@ -648,7 +647,10 @@ fn txn_checks_run_before_anything_is_applied() {
     // Shape errors.
     let many = txn(vec![], (0..129).map(|i| op_get(get_req(&format!("{i}")))).collect(), vec![]);
     assert_eq!(t.txn(many).unwrap_err(), MvccError::TooManyOps);
-    assert_eq!(t.txn(txn(vec![], vec![op_put("a", "1"), op_put("a", "2")], vec![])).unwrap_err(), MvccError::DuplicateKey);
+    assert_eq!(
+        t.txn(txn(vec![], vec![op_put("a", "1"), op_put("a", "2")], vec![])).unwrap_err(),
+        MvccError::DuplicateKey
+    );
     assert_eq!(t.s().current_revision(), 3);
 }
 
@@ -659,11 +661,8 @@ fn txn_failure_during_execution_rolls_back() {
     // fails during execution (etcd panics there). Here it fails cleanly.
     let mut t = T::new();
     t.put("k", "v");
-    let tricky = txn(
-        vec![],
-        vec![op_del("\0", "\0"), op_put_r(PutRequest { ignore_value: true, ..put_req("k", "") })],
-        vec![],
-    );
+    let tricky =
+        txn(vec![], vec![op_del("\0", "\0"), op_put_r(PutRequest { ignore_value: true, ..put_req("k", "") })], vec![]);
     assert_eq!(t.txn(tricky).unwrap_err(), MvccError::KeyNotFound);
     assert_eq!(s(&t.get("k").unwrap().value), "v");
     assert_eq!(t.s().current_revision(), 2);
@@ -673,8 +672,14 @@ fn txn_failure_during_execution_rolls_back() {
 fn txn_delete_then_put_and_put_then_delete_in_one_revision() {
     let mut t = T::new();
     t.put("k", "old"); // 2
-    // Delete-all then put (allowed: "\0" ranges overlap nothing in etcd's check).
-    let (r, ev) = t.txn(txn(vec![], vec![op_del("\0", "\0"), op_put_r(PutRequest { prev_kv: true, ..put_req("k", "new") })], vec![])).unwrap();
+                       // Delete-all then put (allowed: "\0" ranges overlap nothing in etcd's check).
+    let (r, ev) = t
+        .txn(txn(
+            vec![],
+            vec![op_del("\0", "\0"), op_put_r(PutRequest { prev_kv: true, ..put_req("k", "new") })],
+            vec![],
+        ))
+        .unwrap();
     assert_eq!(hdr(&r.header), 3);
     assert_eq!(resp_put(&r, 1).prev_kv, None, "the put sees the delete");
     let kv = t.get("k").unwrap();
@@ -683,7 +688,14 @@ fn txn_delete_then_put_and_put_then_delete_in_one_revision() {
     assert_eq!(s(&ev[1].prev_kv.as_ref().unwrap().value), "old", "watch prev_kv is the state before the txn");
     // Nested put then a later nested delete of the same key (allowed by etcd).
     let (r, ev) = t
-        .txn(txn(vec![], vec![op_txn(txn(vec![], vec![op_put("k", "x")], vec![])), op_txn(txn(vec![], vec![op_del("k", "")], vec![]))], vec![]))
+        .txn(txn(
+            vec![],
+            vec![
+                op_txn(txn(vec![], vec![op_put("k", "x")], vec![])),
+                op_txn(txn(vec![], vec![op_del("k", "")], vec![])),
+            ],
+            vec![],
+        ))
         .unwrap();
     assert_eq!(hdr(&r.header), 4);
     let d = resp_del(resp_txn(&r, 1), 0);
@@ -758,46 +770,78 @@ fn dropping_a_batch_changes_nothing() {
     assert_eq!(t.s().current_revision(), 2);
 }
 
+enum Entry {
+    Put(PutRequest),
+    Del(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compact(i64),
+}
+
+/// The server's apply loop: skip entries at or below the consistent index,
+/// apply the others (an error is an answer, the entry is still consumed),
+/// commit with the last index.
+fn apply_log(store: &KvStore, log: &[(u64, Entry)]) -> usize {
+    let mut b = store.begin();
+    let mut applied = 0;
+    let mut last = 0;
+    for (index, e) in log {
+        last = *index;
+        if b.already_applied(*index) {
+            continue;
+        }
+        let _ = match e {
+            Entry::Put(p) => b.put(p).map(|_| ()),
+            Entry::Del(d) => b.delete_range(d).map(|_| ()),
+            Entry::Txn(t) => b.txn(t).map(|_| ()),
+            Entry::Compact(r) => b.compact(&CompactionRequest { revision: *r, physical: false }).map(|_| ()),
+        };
+        applied += 1;
+    }
+    b.commit(last, 3).unwrap();
+    applied
+}
+
 #[test]
 fn replay_after_a_crash_applies_nothing_twice() {
-    // The server's loop: skip entries at or below the consistent index.
-    fn apply_log(store: &KvStore, log: &[(u64, PutRequest)], from: usize) -> usize {
-        let mut b = store.begin();
-        let mut applied = 0;
-        let mut last = 0;
-        for (index, req) in &log[from..] {
-            last = *index;
-            if b.already_applied(*index) {
-                continue;
-            }
-            b.put(req).unwrap();
-            applied += 1;
-        }
-        b.commit(last, 1).unwrap();
-        applied
-    }
     let mut t = T::new();
-    let log: Vec<(u64, PutRequest)> =
-        (1..=10u64).map(|i| (i, put_req(if i % 2 == 0 { "even" } else { "odd" }, &format!("{i}")))).collect();
-    assert_eq!(apply_log(t.s(), &log, 0), 10);
-    let rev = t.s().current_revision();
-    let before = t.kv_cf();
-    // Crash: drop without anything special, reopen, replay from an earlier index.
+    let mut log: Vec<(u64, Entry)> = Vec::new();
+    for i in 1..=30u64 {
+        let e = match i % 6 {
+            0 => Entry::Del(del_req("k1", "k3", false)),
+            1 | 2 => Entry::Put(put_req(&format!("k{}", i % 4), &format!("{i}"))),
+            3 => Entry::Txn(txn(vec![], vec![op_put("t1", &format!("{i}")), op_put("t2", "x")], vec![])),
+            4 => Entry::Put(PutRequest { ignore_value: true, ..put_req("k2", "") }),
+            _ => Entry::Compact(i as i64 / 2),
+        };
+        log.push((i, e));
+    }
+    // Applied in three batches.
+    assert_eq!(apply_log(t.s(), &log[..10]), 10);
+    assert_eq!(apply_log(t.s(), &log[10..20]), 10);
+    assert_eq!(apply_log(t.s(), &log[20..]), 10);
+    let state =
+        |t: &T| (t.s().current_revision(), t.s().compact_revision(), t.s().consistent_index(), t.s().consistent_term());
+    let before = state(&t);
+    assert_eq!(before.2, 30);
+    let all = |t: &T| t.range(rng("\0", "\0")).unwrap();
+    let data = all(&t);
+    let hash = t.s().hash_kv(0).unwrap();
+    // Crash: drop without anything special, reopen, replay the whole log from an earlier index.
     t.reopen();
-    assert_eq!(t.s().consistent_index(), 10);
-    assert!(t.s().already_applied(10) && !t.s().already_applied(11));
-    assert_eq!(apply_log(t.s(), &log, 3), 0);
-    assert_eq!(t.s().current_revision(), rev);
-    assert_eq!(t.kv_cf(), before);
-    assert_eq!(t.get("even").unwrap().version, 5);
-    assert_eq!(t.s().consistent_index(), 10);
+    assert_eq!(state(&t), before);
+    assert!(t.s().already_applied(30) && !t.s().already_applied(31));
+    assert_eq!(apply_log(t.s(), &log[4..]), 0, "nothing is applied twice");
+    assert_eq!(state(&t), before);
+    assert_eq!(all(&t), data);
+    assert_eq!(t.s().hash_kv(0).unwrap(), hash);
     // A commit with a lower index never moves it backwards.
     t.s().begin().commit(4, 1).unwrap();
-    assert_eq!(t.s().consistent_index(), 10);
+    assert_eq!(t.s().consistent_index(), 30);
     // New entries after the replayed ones apply.
-    let more = vec![(11u64, put_req("even", "11"))];
-    assert_eq!(apply_log(t.s(), &more, 0), 1);
-    assert_eq!(t.get("even").unwrap().version, 6);
+    let more = vec![(31u64, Entry::Put(put_req("k1", "31")))];
+    assert_eq!(apply_log(t.s(), &more), 1);
+    assert_eq!(t.s().current_revision(), before.0 + 1);
+    assert_eq!(t.s().consistent_index(), 31);
 }
 
 #[test]
@@ -947,7 +991,8 @@ fn physical_compaction_resumes_after_a_restart_half_way() {
 
 #[test]
 fn hash_kv_is_the_same_before_and_after_physical_compaction() {
-    let mut a = T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
+    let mut a =
+        T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
     let mut b = T::new();
     for t in [&mut a, &mut b] {
         history(t, 10, 5);
@@ -981,7 +1026,8 @@ fn hash_kv_is_the_same_before_and_after_physical_compaction() {
 
 #[test]
 fn wait_compacted_reports_timeout_and_stop() {
-    let mut t = T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
+    let mut t =
+        T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
     history(&mut t, 5, 3);
     t.compact(10).unwrap();
     let e = t.s().wait_compacted(10, Duration::from_millis(50)).unwrap_err();
@@ -1002,7 +1048,7 @@ fn corrupt_stored_bytes_are_errors_not_panics() {
     t.db().write(wb, false).unwrap();
     assert!(matches!(t.range(get_req("b")).unwrap_err(), MvccError::Corrupt(_)));
     assert_eq!(t.range(get_req("b")).unwrap_err().code(), crate::proto::raftkvpb::ErrorCode::Internal);
-    assert!(matches!(t.s().hash_kv(0), Ok(_)), "hashing reads raw bytes");
+    assert!(t.s().hash_kv(0).is_ok(), "hashing reads raw bytes");
     // Reopen refuses the corrupt data directory instead of panicking.
     let db = t.db.take().unwrap();
     t.store = None;
@@ -1094,4 +1140,12 @@ fn batch_read_and_compaction_in_one_batch() {
     assert_eq!(t.range(RangeRequest { revision: 2, ..get_req("a") }).unwrap().kvs.len(), 1, "not published yet");
     b.commit(1, 1).unwrap();
     assert_eq!(t.range(RangeRequest { revision: 2, ..get_req("a") }).unwrap_err(), MvccError::Compacted);
+}
+
+#[test]
+fn store_and_chunks_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<KvStore>();
+    check::<RangeChunks>();
+    check::<MvccError>();
 }
