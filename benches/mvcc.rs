@@ -97,7 +97,8 @@ fn index_memory_direct() -> (f64, usize) {
 }
 
 fn main() {
-    println!("mvcc benchmarks (release build); {} keys of ~{} bytes where loaded", KEYS, key(0).len());
+    let profile = if cfg!(debug_assertions) { "dev profile" } else { "release profile" };
+    println!("mvcc benchmarks ({profile}); {} keys of ~{} bytes where loaded", KEYS, key(0).len());
 
     // -------------------------------------------------------------- index memory
     let (direct, key_bytes) = index_memory_direct();
