@@ -622,8 +622,22 @@ fn run_case(seed: u64, steps: usize) -> Stats {
             // Published reads.
             for _ in 0..3 {
                 let r = gen_range(&mut rng, model.current(), model.compact);
-                assert_eq!(h.s().range(&r), model.range(&r), "step {step}: range {r:?}");
+                let want = model.range(&r);
+                assert_eq!(h.s().range(&r), want, "step {step}: range {r:?}");
                 stats.reads += 1;
+                // The chunked form gives the same key-values, count and more.
+                let chunk = rng.random_range(1..40);
+                match (h.s().range_chunks(&r, chunk), &want) {
+                    (Ok(chunks), Ok(w)) => {
+                        let chunks: Vec<RangeResponse> = chunks.map(|c| c.expect("chunk")).collect();
+                        let kvs: Vec<KeyValue> = chunks.iter().flat_map(|c| c.kvs.clone()).collect();
+                        assert_eq!(kvs, w.kvs, "step {step}: chunked range {r:?} by {chunk}");
+                        let last = chunks.last().expect("at least one chunk");
+                        assert_eq!((last.count, last.more, &last.header), (w.count, w.more, &w.header));
+                    }
+                    (Err(e), Err(w)) => assert_eq!(&e, w, "step {step}: chunked range {r:?}"),
+                    (got, w) => panic!("step {step}: chunked range {r:?}: {:?} vs {w:?}", got.err()),
+                }
             }
             // HashKV is a function of (revision, compaction) only.
             let rev = rng.random_range(0..=model.current());

@@ -990,6 +990,23 @@ fn physical_compaction_resumes_after_a_restart_half_way() {
 }
 
 #[test]
+fn dropping_the_store_stops_a_running_compaction_which_resumes_on_open() {
+    let mut t = T::with(Options { compaction_batch_size: 1, ..Options::default() });
+    history(&mut t, 60, 8);
+    let target = t.s().current_revision() - 10;
+    t.compact(target).unwrap();
+    // Drop at once: the worker stops between two batches and is joined.
+    let started = std::time::Instant::now();
+    t.store = None;
+    assert!(started.elapsed() < WAIT, "dropping the store took {:?}", started.elapsed());
+    t.reopen();
+    t.s().wait_compacted(target, WAIT).expect("the resumed compaction finishes");
+    let revs: Vec<Revision> = t.kv_cf().iter().map(|(k, _)| decode_rev_key(k).unwrap().0).collect();
+    let kept_below = revs.iter().filter(|r| r.main <= target).count();
+    assert!(kept_below <= 60, "at most one kept revision per key at or below {target}: {kept_below}");
+}
+
+#[test]
 fn hash_kv_is_the_same_before_and_after_physical_compaction() {
     let mut a =
         T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
