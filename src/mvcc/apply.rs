@@ -477,14 +477,12 @@ impl<'a> ApplyBatch<'a> {
                     }
                     self.check_lease(p.lease)?;
                 }
-                (Some(request_op::Request::RequestRange(r)), Check::Ranges) => {
-                    if r.revision != 0 {
-                        if r.revision > v.at {
-                            return Err(MvccError::FutureRev);
-                        }
-                        if r.revision < self.compact_rev {
-                            return Err(MvccError::Compacted);
-                        }
+                (Some(request_op::Request::RequestRange(r)), Check::Ranges) if r.revision != 0 => {
+                    if r.revision > v.at {
+                        return Err(MvccError::FutureRev);
+                    }
+                    if r.revision < self.compact_rev {
+                        return Err(MvccError::Compacted);
                     }
                 }
                 _ => {}

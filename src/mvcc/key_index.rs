@@ -58,10 +58,7 @@ impl Entry {
     fn push(&mut self, r: IdxRev) {
         match self {
             Entry::One(first) => {
-                let mut v = Vec::with_capacity(2);
-                v.push(*first);
-                v.push(r);
-                *self = Entry::Many(v);
+                *self = Entry::Many(vec![*first, r]);
             }
             Entry::Many(v) => v.push(r),
         }
@@ -104,6 +101,9 @@ pub fn latest_at(s: &[IdxRev], at: i64) -> Option<IdxRev> {
     }
 }
 
+/// Bounds of a `BTreeMap` range over byte-string keys.
+pub type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
 /// A request's key range in etcd's encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyRange<'a> {
@@ -141,7 +141,7 @@ impl<'a> KeyRange<'a> {
     }
 
     /// Bounds for a `BTreeMap` range, or `None` when the range is empty.
-    pub fn bounds(&self) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+    pub fn bounds(&self) -> Option<KeyBounds<'a>> {
         match *self {
             KeyRange::Single(k) => Some((Bound::Included(k), Bound::Included(k))),
             KeyRange::From(k) => Some((Bound::Included(k), Bound::Unbounded)),
@@ -151,7 +151,7 @@ impl<'a> KeyRange<'a> {
     }
 
     /// The same range restricted to keys strictly after `after`.
-    pub fn bounds_after(&self, after: &'a [u8]) -> Option<(Bound<&'a [u8]>, Bound<&'a [u8]>)> {
+    pub fn bounds_after(&self, after: &'a [u8]) -> Option<KeyBounds<'a>> {
         let (lo, hi) = self.bounds()?;
         let lo = match lo {
             Bound::Included(k) if k > after => Bound::Included(k),

@@ -18,7 +18,7 @@ use crate::proto::etcdserverpb::{
 use crate::proto::mvccpb::KeyValue;
 use crate::storage::db::{Db, CF_KV};
 use bytes::Bytes;
-use rocksdb::Snapshot;
+use rocksdb::{ReadOptions, Snapshot};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 
@@ -226,7 +226,49 @@ pub(crate) fn fetch_one(
     compacted_now: &dyn Fn() -> i64,
     snap: Option<&Snapshot<'_>>,
 ) -> Result<KeyValue, MvccError> {
-    match fetch(db, layers, rev, snap)? {
+    let got = fetch(db, layers, rev, snap)?;
+    check_fetched(key, rev, at, got, compacted_now)
+}
+
+/// Values of many published revisions from a snapshot, with one batched
+/// RocksDB lookup per 256 revisions (a 100-key range costs 1 call, not 100).
+pub(crate) fn fetch_many(
+    db: &Db,
+    revs: &[(Bytes, Revision)],
+    at: i64,
+    compacted_now: &dyn Fn() -> i64,
+    snap: &Snapshot<'_>,
+) -> Result<Vec<KeyValue>, MvccError> {
+    let mut out = Vec::with_capacity(revs.len());
+    let cf = db.cf(CF_KV);
+    for chunk in revs.chunks(256) {
+        let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, r)| encode_rev_key(*r, false)).collect();
+        let mut ro = ReadOptions::default();
+        ro.set_snapshot(snap);
+        let got = db.raw().batched_multi_get_cf_opt(cf, keys.iter(), false, &ro);
+        if got.len() != chunk.len() {
+            return Err(MvccError::Storage(format!("multi-get returned {} of {} values", got.len(), chunk.len())));
+        }
+        for ((key, rev), res) in chunk.iter().zip(got) {
+            let kv = match res? {
+                Some(b) => Some(decode_kv(*rev, false, &b)?),
+                None => None,
+            };
+            out.push(check_fetched(key, *rev, at, kv, compacted_now)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A fetched value must exist and belong to the key the index named.
+fn check_fetched(
+    key: &[u8],
+    rev: Revision,
+    at: i64,
+    got: Option<KeyValue>,
+    compacted_now: &dyn Fn() -> i64,
+) -> Result<KeyValue, MvccError> {
+    match got {
         Some(kv) if kv.key.as_ref() == key => Ok(kv),
         Some(kv) => Err(MvccError::corrupt(format!(
             "revision {}/{} holds key {:?}, the index says {:?}",

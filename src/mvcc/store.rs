@@ -14,7 +14,9 @@ use super::compact::{worker, Compactor};
 use super::error::MvccError;
 use super::hash::{hash_kv, HashKv};
 use super::key_index::{IdxRev, KeyIndex, KeyRange};
-use super::range::{assemble, collect, fetch_one, has_filters, is_default_ordering, kv_bytes, plan, Layers};
+use super::range::{
+    assemble, collect, fetch_many, fetch_one, has_filters, is_default_ordering, kv_bytes, plan, Layers,
+};
 use super::revision::{
     decode_i64, decode_kv, decode_rev_key, decode_u64, META_CONSISTENT_INDEX, META_CONSISTENT_TERM,
     META_FINISHED_COMPACT, META_SCHEDULED_COMPACT,
@@ -222,11 +224,14 @@ impl KvStore {
             let snap = if c.revs.is_empty() { None } else { Some(self.inner.db.raw().snapshot()) };
             (st.current_rev, p, c, snap)
         };
-        let mut kvs = Vec::with_capacity(c.revs.len());
         let compacted = || self.compact_revision();
-        for (key, rev) in &c.revs {
-            kvs.push(fetch_one(&self.inner.db, &Layers::none(), key, *rev, p.at, &compacted, snap.as_ref())?);
-        }
+        let kvs = match (&c.revs[..], &snap) {
+            ([(key, rev)], Some(snap)) => {
+                vec![fetch_one(&self.inner.db, &Layers::none(), key, *rev, p.at, &compacted, Some(snap))?]
+            }
+            (revs, Some(snap)) => fetch_many(&self.inner.db, revs, p.at, &compacted, snap)?,
+            (_, None) => Vec::new(),
+        };
         Ok(assemble(req, current, c.count, kvs))
     }
 
@@ -463,6 +468,6 @@ impl Iterator for RangeChunks {
         if last {
             self.done = true;
         }
-        Some(Ok(RangeResponse { header: Some(self.header.clone()), kvs, more: last && self.more, count: self.count }))
+        Some(Ok(RangeResponse { header: Some(self.header), kvs, more: last && self.more, count: self.count }))
     }
 }

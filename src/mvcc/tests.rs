@@ -770,46 +770,78 @@ fn dropping_a_batch_changes_nothing() {
     assert_eq!(t.s().current_revision(), 2);
 }
 
+enum Entry {
+    Put(PutRequest),
+    Del(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compact(i64),
+}
+
+/// The server's apply loop: skip entries at or below the consistent index,
+/// apply the others (an error is an answer, the entry is still consumed),
+/// commit with the last index.
+fn apply_log(store: &KvStore, log: &[(u64, Entry)]) -> usize {
+    let mut b = store.begin();
+    let mut applied = 0;
+    let mut last = 0;
+    for (index, e) in log {
+        last = *index;
+        if b.already_applied(*index) {
+            continue;
+        }
+        let _ = match e {
+            Entry::Put(p) => b.put(p).map(|_| ()),
+            Entry::Del(d) => b.delete_range(d).map(|_| ()),
+            Entry::Txn(t) => b.txn(t).map(|_| ()),
+            Entry::Compact(r) => b.compact(&CompactionRequest { revision: *r, physical: false }).map(|_| ()),
+        };
+        applied += 1;
+    }
+    b.commit(last, 3).unwrap();
+    applied
+}
+
 #[test]
 fn replay_after_a_crash_applies_nothing_twice() {
-    // The server's loop: skip entries at or below the consistent index.
-    fn apply_log(store: &KvStore, log: &[(u64, PutRequest)], from: usize) -> usize {
-        let mut b = store.begin();
-        let mut applied = 0;
-        let mut last = 0;
-        for (index, req) in &log[from..] {
-            last = *index;
-            if b.already_applied(*index) {
-                continue;
-            }
-            b.put(req).unwrap();
-            applied += 1;
-        }
-        b.commit(last, 1).unwrap();
-        applied
-    }
     let mut t = T::new();
-    let log: Vec<(u64, PutRequest)> =
-        (1..=10u64).map(|i| (i, put_req(if i % 2 == 0 { "even" } else { "odd" }, &format!("{i}")))).collect();
-    assert_eq!(apply_log(t.s(), &log, 0), 10);
-    let rev = t.s().current_revision();
-    let before = t.kv_cf();
-    // Crash: drop without anything special, reopen, replay from an earlier index.
+    let mut log: Vec<(u64, Entry)> = Vec::new();
+    for i in 1..=30u64 {
+        let e = match i % 6 {
+            0 => Entry::Del(del_req("k1", "k3", false)),
+            1 | 2 => Entry::Put(put_req(&format!("k{}", i % 4), &format!("{i}"))),
+            3 => Entry::Txn(txn(vec![], vec![op_put("t1", &format!("{i}")), op_put("t2", "x")], vec![])),
+            4 => Entry::Put(PutRequest { ignore_value: true, ..put_req("k2", "") }),
+            _ => Entry::Compact(i as i64 / 2),
+        };
+        log.push((i, e));
+    }
+    // Applied in three batches.
+    assert_eq!(apply_log(t.s(), &log[..10]), 10);
+    assert_eq!(apply_log(t.s(), &log[10..20]), 10);
+    assert_eq!(apply_log(t.s(), &log[20..]), 10);
+    let state =
+        |t: &T| (t.s().current_revision(), t.s().compact_revision(), t.s().consistent_index(), t.s().consistent_term());
+    let before = state(&t);
+    assert_eq!(before.2, 30);
+    let all = |t: &T| t.range(rng("\0", "\0")).unwrap();
+    let data = all(&t);
+    let hash = t.s().hash_kv(0).unwrap();
+    // Crash: drop without anything special, reopen, replay the whole log from an earlier index.
     t.reopen();
-    assert_eq!(t.s().consistent_index(), 10);
-    assert!(t.s().already_applied(10) && !t.s().already_applied(11));
-    assert_eq!(apply_log(t.s(), &log, 3), 0);
-    assert_eq!(t.s().current_revision(), rev);
-    assert_eq!(t.kv_cf(), before);
-    assert_eq!(t.get("even").unwrap().version, 5);
-    assert_eq!(t.s().consistent_index(), 10);
+    assert_eq!(state(&t), before);
+    assert!(t.s().already_applied(30) && !t.s().already_applied(31));
+    assert_eq!(apply_log(t.s(), &log[4..]), 0, "nothing is applied twice");
+    assert_eq!(state(&t), before);
+    assert_eq!(all(&t), data);
+    assert_eq!(t.s().hash_kv(0).unwrap(), hash);
     // A commit with a lower index never moves it backwards.
     t.s().begin().commit(4, 1).unwrap();
-    assert_eq!(t.s().consistent_index(), 10);
+    assert_eq!(t.s().consistent_index(), 30);
     // New entries after the replayed ones apply.
-    let more = vec![(11u64, put_req("even", "11"))];
-    assert_eq!(apply_log(t.s(), &more, 0), 1);
-    assert_eq!(t.get("even").unwrap().version, 6);
+    let more = vec![(31u64, Entry::Put(put_req("k1", "31")))];
+    assert_eq!(apply_log(t.s(), &more), 1);
+    assert_eq!(t.s().current_revision(), before.0 + 1);
+    assert_eq!(t.s().consistent_index(), 31);
 }
 
 #[test]
@@ -958,6 +990,23 @@ fn physical_compaction_resumes_after_a_restart_half_way() {
 }
 
 #[test]
+fn dropping_the_store_stops_a_running_compaction_which_resumes_on_open() {
+    let mut t = T::with(Options { compaction_batch_size: 1, ..Options::default() });
+    history(&mut t, 60, 8);
+    let target = t.s().current_revision() - 10;
+    t.compact(target).unwrap();
+    // Drop at once: the worker stops between two batches and is joined.
+    let started = std::time::Instant::now();
+    t.store = None;
+    assert!(started.elapsed() < WAIT, "dropping the store took {:?}", started.elapsed());
+    t.reopen();
+    t.s().wait_compacted(target, WAIT).expect("the resumed compaction finishes");
+    let revs: Vec<Revision> = t.kv_cf().iter().map(|(k, _)| decode_rev_key(k).unwrap().0).collect();
+    let kept_below = revs.iter().filter(|r| r.main <= target).count();
+    assert!(kept_below <= 60, "at most one kept revision per key at or below {target}: {kept_below}");
+}
+
+#[test]
 fn hash_kv_is_the_same_before_and_after_physical_compaction() {
     let mut a =
         T::with(Options { compaction_stop_after_batches: Some(1), compaction_batch_size: 1, ..Options::default() });
@@ -1016,7 +1065,7 @@ fn corrupt_stored_bytes_are_errors_not_panics() {
     t.db().write(wb, false).unwrap();
     assert!(matches!(t.range(get_req("b")).unwrap_err(), MvccError::Corrupt(_)));
     assert_eq!(t.range(get_req("b")).unwrap_err().code(), crate::proto::raftkvpb::ErrorCode::Internal);
-    assert!(matches!(t.s().hash_kv(0), Ok(_)), "hashing reads raw bytes");
+    assert!(t.s().hash_kv(0).is_ok(), "hashing reads raw bytes");
     // Reopen refuses the corrupt data directory instead of panicking.
     let db = t.db.take().unwrap();
     t.store = None;
@@ -1108,4 +1157,12 @@ fn batch_read_and_compaction_in_one_batch() {
     assert_eq!(t.range(RangeRequest { revision: 2, ..get_req("a") }).unwrap().kvs.len(), 1, "not published yet");
     b.commit(1, 1).unwrap();
     assert_eq!(t.range(RangeRequest { revision: 2, ..get_req("a") }).unwrap_err(), MvccError::Compacted);
+}
+
+#[test]
+fn store_and_chunks_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<KvStore>();
+    check::<RangeChunks>();
+    check::<MvccError>();
 }

@@ -487,8 +487,11 @@ impl RaftLoop {
         self.ch.apply.send(ApplyMsg::Barrier(done_tx)).map_err(|_| "the apply thread is gone".to_string())?;
         done_rx.recv().map_err(|_| "the apply thread is gone".to_string())?;
         let _exclusive = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        // The compaction worker must not delete with the old index while the
+        // column families are replaced.
+        let paused = self.kv.pause_compaction();
         let meta = self.raw.store_mut().install_image(&path).map_err(|e| format!("installing the snapshot: {e}"))?;
-        self.kv.reload().map_err(|e| format!("reloading the keyspace after a snapshot: {e}"))?;
+        paused.reload().map_err(|e| format!("reloading the keyspace after a snapshot: {e}"))?;
         self.status.set_applied(meta.index);
         membership::refresh_transport(&self.db, &self.members);
         log::info!(
