@@ -282,7 +282,8 @@ impl Cluster {
             Err(_) => cmd.env_remove("RUST_LOG"),
         };
         cmd.env("RUST_BACKTRACE", "1");
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().expect("spawn raftkv");
+        let child =
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().expect("spawn raftkv");
         m.child = Some(child);
     }
 
@@ -469,6 +470,13 @@ impl Cluster {
     pub fn log_lines(&self, i: usize, needle: &str) -> Vec<String> {
         let text = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
         text.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+    }
+
+    /// Member `i`'s log since its latest start.
+    pub fn log_since_start(&self, i: usize) -> String {
+        let text = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
+        let from = text.rfind("=== raftkv test harness: start #").unwrap_or(0);
+        text[from..].to_string()
     }
 
     pub fn log_tail(&self, i: usize, lines: usize) -> String {

@@ -21,9 +21,9 @@
 #![allow(dead_code)]
 
 use prost::Message as _;
+use raftkv::proto::peerpb::{hello::Kind, Hello};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raftkv::proto::peerpb::{hello::Kind, Hello};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

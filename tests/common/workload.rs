@@ -17,12 +17,10 @@
 
 use super::cluster::{wait_for, CallError, Client, Cluster};
 use super::linearizability::{check, Input, Op, Output, Verdict};
+use raftkv::proto::etcdserverpb::{compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use raftkv::proto::etcdserverpb::{
-    compare, request_op, Compare, PutRequest, RangeRequest, RequestOp, TxnRequest,
-};
-use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,7 +114,9 @@ fn is_validation_error(e: &CallError) -> bool {
 /// Runs one operation on `c`.
 pub fn execute(c: &mut Client, key: &str, input: &Input, timeout: Duration) -> Outcome {
     let body = match input {
-        Input::Put(v) => Req::Put(PutRequest { key: key.to_string().into(), value: v.clone().into(), ..Default::default() }),
+        Input::Put(v) => {
+            Req::Put(PutRequest { key: key.to_string().into(), value: v.clone().into(), ..Default::default() })
+        }
         Input::Get => Req::Range(RangeRequest { key: key.to_string().into(), ..Default::default() }),
         Input::Cas { expect, new } => Req::Txn(TxnRequest {
             compare: vec![Compare {
@@ -395,7 +395,8 @@ pub fn final_reads(endpoints: &[SocketAddr], keys: &[String], clock: Clock, clie
 /// value there is exactly the write, with that mod revision).
 pub fn verify_durable(cluster: &Cluster, acked: &[AckedWrite], seed: u64) {
     const WINDOW: usize = 64;
-    for (i, m) in cluster.members.iter().enumerate() {
+    let mut report = Vec::new();
+    for m in cluster.members.iter() {
         if !m.is_running() {
             continue;
         }
@@ -429,7 +430,8 @@ pub fn verify_durable(cluster: &Cluster, acked: &[AckedWrite], seed: u64) {
             for (w, id) in chunk.iter().zip(ids) {
                 match answers.remove(&id).flatten() {
                     Some(Resp::Range(r)) => {
-                        let got = r.kvs.first().map(|kv| (String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision));
+                        let got =
+                            r.kvs.first().map(|kv| (String::from_utf8_lossy(&kv.value).into_owned(), kv.mod_revision));
                         if got != Some((w.value.clone(), w.revision)) {
                             lost.push(format!("{} = {} at revision {}: found {got:?}", w.key, w.value, w.revision));
                         }
@@ -438,15 +440,17 @@ pub fn verify_durable(cluster: &Cluster, acked: &[AckedWrite], seed: u64) {
                 }
             }
         }
-        assert!(
-            lost.is_empty(),
-            "seed {seed}: {} of {} acknowledged writes missing on {} (member {i}), e.g.:\n  {}",
-            lost.len(),
-            acked.len(),
-            m.name,
-            lost.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ")
-        );
+        if !lost.is_empty() {
+            report.push(format!(
+                "{} of {} acknowledged writes missing on {}, e.g.:\n  {}",
+                lost.len(),
+                acked.len(),
+                m.name,
+                lost.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ")
+            ));
+        }
     }
+    assert!(report.is_empty(), "seed {seed}: {}", report.join("\n"));
 }
 
 /// Checks the history; on failure saves it under /tmp and panics with the
@@ -475,10 +479,7 @@ pub fn check_history(h: &History, seed: u64, scenario: &str) {
         }
         Verdict::Inconclusive { key } => {
             let path = save();
-            panic!(
-                "{scenario}: seed {seed}: the checker's budget ran out on {key} (history in {})",
-                path.display()
-            )
+            panic!("{scenario}: seed {seed}: the checker's budget ran out on {key} (history in {})", path.display())
         }
     }
 }
