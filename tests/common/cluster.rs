@@ -316,9 +316,21 @@ impl Cluster {
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{} after SIGKILL: {status}", m.name);
     }
 
-    /// SIGTERM: the member must exit 0 within 10 s.
+    /// Waits until member `i`'s process answers Status.
+    pub fn wait_serving(&mut self, i: usize, within: Duration) {
+        let addr = self.members[i].client;
+        let name = self.members[i].name.clone();
+        wait_for(within, format!("{name} to answer Status"), || {
+            self.check_not_exited(i);
+            status_at(addr).map(|_| ())
+        });
+    }
+
+    /// SIGTERM: the member must exit 0 within 10 s. It is sent once the
+    /// member serves: before its handler is installed, SIGTERM's default
+    /// action ends a process that just started, as any other.
     pub fn sigterm(&mut self, i: usize) -> ExitStatus {
-        self.check_not_exited(i);
+        self.wait_serving(i, Duration::from_secs(20));
         let m = &mut self.members[i];
         let mut child = m.child.take().unwrap_or_else(|| panic!("sigterm: {} is not running", m.name));
         // SAFETY: signalling our own child by pid; it has not been reaped.
@@ -344,12 +356,7 @@ impl Cluster {
     /// Starts a stopped member again and waits until it answers Status.
     pub fn restart(&mut self, i: usize) {
         self.spawn(i);
-        let addr = self.members[i].client;
-        let name = self.members[i].name.clone();
-        wait_for(Duration::from_secs(20), format!("{name} to answer Status after a restart"), || {
-            self.check_not_exited(i);
-            status_at(addr).map(|_| ())
-        });
+        self.wait_serving(i, Duration::from_secs(20));
     }
 
     /// Deletes a stopped member's data directory.
