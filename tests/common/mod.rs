@@ -2,7 +2,10 @@
 //! or hand-made bytes for bad-input tests) and an in-process node.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod linearizability;
+pub mod proxy;
+pub mod workload;
 
 use prost::Message;
 use raftkv::api::framing::{encode_frame, Frame, FrameDecoder};
