@@ -112,7 +112,9 @@ fn probe_first_write(
         if first_ok.is_some_and(|t| now >= t + wait_outstanding) {
             break;
         }
-        // Collect answers for a short while on every connection.
+        // Collect answers for a short while on every connection (indexed:
+        // a dead connection's slot is cleared inside the loop).
+        #[allow(clippy::needless_range_loop)]
         for slot in 0..conns.len() {
             let Some(c) = conns[slot].as_mut() else { continue };
             match c.recv(Instant::now() + Duration::from_millis(10)) {
@@ -236,12 +238,15 @@ fn members_killed_and_restarted_in_turn() {
     finish(&mut cluster, history, &opts.keys, clock, seed, "members_killed_and_restarted_in_turn");
 }
 
+/// One pinned read: (call, ret, the value read or the error).
+type PinnedRead = (u64, Option<u64>, Result<Option<String>, String>);
+
 /// Linearizable reads sent to one member, pipelined every 100 ms, until
 /// stopped; then every answer is awaited. Returns (call, ret, outcome) of
 /// each read, recorded as client `client` into a history too.
 struct PinnedReader {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<(History, Vec<(u64, Option<u64>, Result<Option<String>, String>)>)>,
+    thread: std::thread::JoinHandle<(History, Vec<PinnedRead>)>,
 }
 
 impl PinnedReader {
@@ -309,7 +314,7 @@ impl PinnedReader {
         PinnedReader { stop, thread }
     }
 
-    fn stop(self) -> (History, Vec<(u64, Option<u64>, Result<Option<String>, String>)>) {
+    fn stop(self) -> (History, Vec<PinnedRead>) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.thread.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
@@ -521,7 +526,10 @@ fn follower_catches_up(scenario: &str, wipe: bool) {
     wait_for(Duration::from_secs(30), format!("{name} to install a snapshot"), || {
         let log = cluster.log_since_start(f);
         match log.lines().find(|l| l.contains("installed a snapshot at index")) {
-            Some(line) => Ok(println!("{name}: {line}")),
+            Some(line) => {
+                println!("{name}: {line}");
+                Ok(())
+            }
             None => Err(format!("log tail:\n{}", cluster.log_tail(f, 10))),
         }
     });

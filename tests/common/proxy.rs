@@ -314,8 +314,7 @@ fn handle(mut client: TcpStream, inner: Arc<Inner>) {
             }
         })
     };
-    loop {
-        let Ok(frame) = read_frame(&mut client) else { break };
+    while let Ok(frame) = read_frame(&mut client) {
         let p = inner.policy(from);
         if p.cut {
             break;
