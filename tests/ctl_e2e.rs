@@ -40,7 +40,7 @@ impl Node {
         let log = std::fs::File::create(dir.path().join("raftkv.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
             .arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/single.toml"))
+            .arg(manifest_dir().join("config/single.toml"))
             // The member name of the captures.
             .args(["--name", "ref", "--log-level", "warn"])
             .arg("--data-dir")

@@ -30,8 +30,17 @@ pub struct Capture {
     pub stderr: Vec<u8>,
 }
 
+/// The package root, as cargo says when it runs the test (the value baked in
+/// at compile time goes stale when a shared target directory serves another
+/// checkout of the same package).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 pub fn captures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/captures/etcdctl")
+    manifest_dir().join("tests/captures/etcdctl")
 }
 
 /// Loads one capture by name.
