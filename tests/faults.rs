@@ -561,8 +561,6 @@ fn wiped_follower_rejoins_by_snapshot() {
 /// leader's log still holding everything after the follower's last entry
 /// (no compaction past it): it must catch up all the same.
 #[test]
-#[ignore = "bug: the leader keeps the wiped follower's old match index; its probes at match+1 are rejected \
-            (hint: index 3) in a tight loop and it never catches up until the leader compacts past that index"]
 fn wiped_follower_rejoins_without_compaction() {
     let _serial = serial();
     let scenario = "wiped_follower_rejoins_without_compaction";
@@ -607,8 +605,6 @@ fn wiped_follower_rejoins_without_compaction() {
 /// leader going away: the remaining majority (the wiped member and the
 /// stale one) must not elect a leader without it.
 #[test]
-#[ignore = "bug: a member restarted on an empty data directory bootstraps again as the same member and votes; \
-            with the stale member it elects a leader that lacks acknowledged writes, which are lost"]
 fn wiped_member_keeps_acknowledged_writes() {
     let _serial = serial();
     let scenario = "wiped_member_keeps_acknowledged_writes";

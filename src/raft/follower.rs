@@ -49,15 +49,21 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgApp => {
                 self.heard_from_leader(m.from);
-                self.handle_append_entries(m)
+                self.handle_append_entries(m)?;
+                self.maybe_end_lost_state();
+                Ok(())
             }
             MessageType::MsgHeartbeat => {
                 self.heard_from_leader(m.from);
-                self.handle_heartbeat(m)
+                self.handle_heartbeat(m)?;
+                self.maybe_end_lost_state();
+                Ok(())
             }
             MessageType::MsgSnap => {
                 self.heard_from_leader(m.from);
-                self.handle_snapshot(m)
+                self.handle_snapshot(m)?;
+                self.maybe_end_lost_state();
+                Ok(())
             }
             MessageType::MsgTransferLeader => {
                 if self.leader_id != NONE {

@@ -103,6 +103,12 @@ pub struct Raft<S: Storage> {
     /// it crashed, so it must not help elect another leader within that
     /// leader's lease.
     recently_started: bool,
+    /// Set when this member lost its persistent state (a wiped data
+    /// directory, learned from a peer that knew it before): it may have
+    /// forgotten entries it acknowledged and votes it cast, so it neither
+    /// votes nor campaigns until a leader has brought its commit index to an
+    /// entry of the leader's term (which covers everything committed before).
+    pub(crate) lost_state: bool,
     pub(crate) check_quorum: bool,
     pub(crate) pre_vote: bool,
     heartbeat_timeout: usize,
@@ -147,6 +153,7 @@ impl<S: Storage> Raft<S> {
             ticks: 0,
             timeout_now_sent: false,
             recently_started: true,
+            lost_state: false,
             check_quorum: config.check_quorum,
             pre_vote: config.pre_vote,
             heartbeat_timeout: config.heartbeat_tick,
@@ -349,7 +356,60 @@ impl<S: Storage> Raft<S> {
 
     /// Whether this node may campaign.
     pub(crate) fn promotable(&self) -> bool {
-        self.trk.progress.get(&self.id).is_some_and(|p| !p.is_learner) && !self.raft_log.has_pending_snapshot()
+        self.trk.progress.get(&self.id).is_some_and(|p| !p.is_learner)
+            && !self.raft_log.has_pending_snapshot()
+            && !self.lost_state
+    }
+
+    /// This member lost its persistent state: stop voting and campaigning
+    /// until a leader has caught it up (see `lost_state`).
+    pub fn mark_lost_state(&mut self) {
+        if self.lost_state {
+            return;
+        }
+        log::warn!("raft {:x}: lost its persistent state; not voting until a leader catches it up", self.id);
+        self.lost_state = true;
+        if self.role != StateRole::Follower {
+            self.become_follower(self.term, NONE);
+        }
+    }
+
+    /// Whether this member is still catching up after losing its state.
+    pub fn has_lost_state(&self) -> bool {
+        self.lost_state
+    }
+
+    /// Ends the lost-state period once the commit index reaches an entry of
+    /// the current leader's term: by leader completeness the log then holds
+    /// every entry committed before that term, hence every committed entry
+    /// this member acknowledged before it lost its state.
+    pub(crate) fn maybe_end_lost_state(&mut self) {
+        if self.lost_state && self.leader_id != NONE && self.log_term(self.raft_log.committed) == Some(self.term) {
+            log::info!(
+                "raft {:x}: caught up to index {} of leader {:x}'s term {}; voting again",
+                self.id,
+                self.raft_log.committed,
+                self.leader_id,
+                self.term
+            );
+            self.lost_state = false;
+        }
+    }
+
+    /// A follower lost its persistent state: what the leader knew it to have
+    /// is gone, so its progress starts over with a probe after the leader's
+    /// last entry (its rejection then says where its log really ends).
+    pub fn forget_follower_progress(&mut self, id: u64) -> Result<()> {
+        if self.role != StateRole::Leader || id == self.id {
+            return Ok(());
+        }
+        let last = self.raft_log.last_index();
+        let Some(pr) = self.trk.progress.get_mut(&id) else { return Ok(()) };
+        log::warn!("raft {:x}: member {id:x} lost its state; its progress ({pr}) starts over", self.id);
+        pr.matched = 0;
+        pr.become_probe();
+        pr.next = last + 1;
+        self.send_append(id)
     }
 
     fn reset_randomized_election_timeout(&mut self) {
@@ -489,9 +549,10 @@ impl<S: Storage> Raft<S> {
         // We can vote if we already voted for this candidate (a repeated
         // request), have not voted and know no leader, or it is a pre-vote
         // for a future term.
-        let can_vote = self.vote == m.from
-            || (self.vote == NONE && self.leader_id == NONE)
-            || (t == MessageType::MsgPreVote && m.term > self.term);
+        let can_vote = !self.lost_state
+            && (self.vote == m.from
+                || (self.vote == NONE && self.leader_id == NONE)
+                || (t == MessageType::MsgPreVote && m.term > self.term));
         let resp_type = if t == MessageType::MsgVote { MessageType::MsgVoteResp } else { MessageType::MsgPreVoteResp };
         if can_vote && self.raft_log.is_up_to_date(m.index, m.log_term)? {
             let mut resp = new_message(m.from, resp_type);

@@ -306,6 +306,23 @@ impl<S: Storage> RawNode<S> {
         Ok(())
     }
 
+    /// This member lost its persistent state (a wiped data directory): it
+    /// neither votes nor campaigns until a leader has caught it up.
+    pub fn mark_lost_state(&mut self) {
+        self.raft.mark_lost_state();
+    }
+
+    /// Whether this member is still catching up after losing its state.
+    pub fn has_lost_state(&self) -> bool {
+        self.raft.has_lost_state()
+    }
+
+    /// On the leader: follower `id` lost its persistent state, so its
+    /// progress starts over. Ignored elsewhere.
+    pub fn forget_follower_progress(&mut self, id: u64) -> Result<()> {
+        self.raft.forget_follower_progress(id)
+    }
+
     /// A summary of this node's state.
     pub fn status(&self) -> Status {
         Status::of(&self.raft)

@@ -30,6 +30,7 @@ use crate::proto::raftpb::{ConfChange, ConfChangeType, Entry, EntryType, HardSta
 use crate::raft::{self, RawNode};
 use crate::storage::db::CF_RAFT_STATE;
 use crate::storage::{Db, RaftLogStorage};
+use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::{peer_io, PeerTransport};
 use config::Config;
@@ -90,6 +91,7 @@ impl Node {
         clean_staged_images(&snap_dir);
         let member_id = ids::member_id(&cfg.name, &cfg.advertise_peer);
         let cluster_id = open_or_bootstrap(cfg, &db, &mut storage)?;
+        let incarnations = Arc::new(Incarnations::open(db.clone())?);
         let kv = Arc::new(KvStore::open(db.clone()).map_err(|e| format!("opening the keyspace: {e}"))?);
         let status = Arc::new(NodeStatus::new(cluster_id, member_id));
         status.set_applied(kv.consistent_index());
@@ -139,7 +141,12 @@ impl Node {
             peer_poll,
             mio::net::TcpListener::from_std(peer_listener),
             cmd_rx,
-            peer_io::PeerIoConfig { cluster_id, member_id, snap_dir: snap_dir.clone() },
+            peer_io::PeerIoConfig {
+                cluster_id,
+                member_id,
+                snap_dir: snap_dir.clone(),
+                incarnations: incarnations.clone(),
+            },
             members.clone(),
             peer_tx,
             ctrl_tx.clone(),
@@ -203,6 +210,7 @@ impl Node {
                 kv: kv.clone(),
                 db: db.clone(),
                 members,
+                incarnations,
                 gate,
                 snap_dir,
                 attributes: crate::proto::internalpb::MemberAttributes {

@@ -44,6 +44,8 @@ pub enum Control {
     Compact(u64),
     ReportUnreachable(u64),
     ReportSnapshot(u64, SnapshotStatus),
+    /// A peer came back with a new data directory: what it had is gone.
+    PeerLostState(u64),
 }
 
 /// From the raft thread to the apply thread, in order.

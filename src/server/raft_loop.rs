@@ -22,6 +22,7 @@ use crate::proto::raftpb::{ConfState, EntryType, Message, Snapshot};
 use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole};
 use crate::storage::Db;
 use crate::storage::RaftLogStorage;
+use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::Transport;
 use bytes::Bytes;
@@ -65,6 +66,8 @@ pub struct Shared {
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
     pub members: Arc<Members>,
+    /// Whether this member lost its data directory (learned from peers).
+    pub incarnations: Arc<Incarnations>,
     /// Read workers hold it shared; a snapshot install holds it alone.
     pub gate: Arc<RwLock<()>>,
     /// Where received snapshot images are staged.
@@ -82,6 +85,10 @@ pub struct RaftLoop {
     kv: Arc<KvStore>,
     db: Arc<Db>,
     members: Arc<Members>,
+    incarnations: Arc<Incarnations>,
+    /// The core was told this member lost its state; the persisted flag
+    /// comes down once the core says it caught up.
+    marked_lost_state: bool,
     gate: Arc<RwLock<()>>,
     snap_dir: PathBuf,
     attributes: MemberAttributes,
@@ -118,6 +125,8 @@ impl RaftLoop {
             kv: shared.kv,
             db: shared.db,
             members: shared.members,
+            incarnations: shared.incarnations,
+            marked_lost_state: false,
             gate: shared.gate,
             snap_dir: shared.snap_dir,
             attributes: shared.attributes,
@@ -138,6 +147,7 @@ impl RaftLoop {
     /// storage failed): the caller shuts the node down.
     pub fn run(mut self) -> Result<(), String> {
         let ticker = crossbeam_channel::tick(self.heartbeat);
+        self.notice_lost_state();
         self.publish_status();
         let (no_proposals, no_reads, no_control, no_peers) = (
             crossbeam_channel::never(),
@@ -184,6 +194,11 @@ impl RaftLoop {
             while self.raw.has_ready() {
                 self.handle_ready()?;
             }
+            if self.marked_lost_state && !self.raw.has_lost_state() {
+                // Caught up, and what it stepped is persisted by now.
+                self.marked_lost_state = false;
+                self.incarnations.clear_lost_state()?;
+            }
             self.flush_apply_backlog();
         }
         self.shutdown();
@@ -218,7 +233,18 @@ impl RaftLoop {
         Ok(())
     }
 
+    /// Raised at start-up if the flag is on disk, or by the handshake that
+    /// preceded a peer message, if it told us our data directory was lost:
+    /// no vote may go out before the core knows.
+    fn notice_lost_state(&mut self) {
+        if self.incarnations.take_lost_state_notice() {
+            self.raw.mark_lost_state();
+            self.marked_lost_state = true;
+        }
+    }
+
     fn step_peer(&mut self, m: Message) -> Result<(), String> {
+        self.notice_lost_state();
         match self.raw.step(m) {
             Ok(()) => Ok(()),
             Err(RaftError::Storage(e)) => Err(format!("raft storage failed: {e}")),
@@ -244,6 +270,9 @@ impl RaftLoop {
             }
             Control::ReportSnapshot(id, status) => {
                 let _ = self.raw.report_snapshot(id, status);
+            }
+            Control::PeerLostState(id) => {
+                self.raw.forget_follower_progress(id).map_err(|e| format!("restarting a progress: {e}"))?;
             }
         }
         Ok(())

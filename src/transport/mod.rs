@@ -5,6 +5,7 @@
 //! [`PeerTransport`]: one mio thread for every message connection
 //! (`peer_io`), one thread per snapshot in flight (`snapshot`).
 
+pub mod incarnation;
 pub mod members;
 pub mod peer_io;
 pub mod snapshot;

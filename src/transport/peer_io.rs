@@ -1,7 +1,8 @@
 //! The peer I/O thread: one mio `Poll` for every peer connection.
 //!
 //! Outbound: one long-lived connection per peer for Raft messages, opened
-//! with a handshake, reopened with capped exponential backoff; a bounded
+//! at start with a handshake and kept open, reopened with capped exponential
+//! backoff; a bounded
 //! buffer per peer, and a message that does not fit (or finds the peer
 //! down) is dropped and the peer reported unreachable: Raft retries.
 //! Inbound: the handshake is checked (cluster id, an existing member, this
@@ -10,6 +11,7 @@
 //! dropped if it is behind. A snapshot connection is handed to its own
 //! thread so messages never queue behind it. Never blocks on a peer.
 
+use super::incarnation::{Incarnations, PeerSeen};
 use super::members::Members;
 use super::snapshot;
 use crate::api::framing::{encode_frame_into, Frame, FrameDecoder};
@@ -53,6 +55,9 @@ pub struct PeerIoConfig {
     pub cluster_id: u64,
     pub member_id: u64,
     pub snap_dir: PathBuf,
+    /// This member's data-directory incarnation and what it knows of its
+    /// peers', exchanged in handshakes.
+    pub incarnations: Arc<Incarnations>,
 }
 
 enum OutState {
@@ -265,6 +270,9 @@ impl PeerIo {
                         to,
                         kind: Kind::Messages as i32,
                         version: VERSION,
+                        incarnation: self.cfg.incarnations.own(),
+                        your_incarnation: self.cfg.incarnations.known_of(to),
+                        previous_incarnation: self.cfg.incarnations.previous(),
                     };
                     encode_frame_into(&hello, &mut c.out);
                     c.state = OutState::AwaitReply;
@@ -291,6 +299,7 @@ impl PeerIo {
                 match HelloReply::decode(b) {
                     Ok(r) if r.ok => {
                         c.state = OutState::Ready;
+                        self.cfg.incarnations.told_our_incarnation(to, r.your_incarnation);
                         if let Some(o) = self.outbound.get_mut(&to) {
                             o.backoff = Duration::ZERO;
                             o.retry_at = None;
@@ -351,12 +360,19 @@ impl PeerIo {
 
     fn timers(&mut self) {
         let now = Instant::now();
-        // Reconnect peers whose backoff expired and that have work waiting.
+        // Keep a connection open to every member, idle or not (reconnecting
+        // once the backoff expired): the handshake is where members learn
+        // each other's data-directory incarnations, so a member that later
+        // comes back with a wiped directory is recognised by all of them.
+        let me = self.cfg.member_id;
         let due: Vec<u64> = self
-            .outbound
-            .iter()
-            .filter(|(_, o)| o.conn.is_none() && o.retry_at.is_some_and(|t| t <= now) && !o.pending.is_empty())
-            .map(|(&id, _)| id)
+            .members
+            .ids()
+            .into_iter()
+            .filter(|&id| id != me)
+            .filter(|id| {
+                self.outbound.get(id).map_or(true, |o| o.conn.is_none() && o.retry_at.map_or(true, |t| t <= now))
+            })
             .collect();
         for id in due {
             if let Some(addr) = self.members.addr(id) {
@@ -474,15 +490,24 @@ impl PeerIo {
                 };
                 if let Err(reason) = check_hello(&self.cfg, &self.members, &hello) {
                     log::warn!("refusing peer {}: {reason}", c.peer);
-                    encode_frame_into(&HelloReply { ok: false, reason }, &mut c.out);
+                    encode_frame_into(&HelloReply { ok: false, reason, your_incarnation: 0 }, &mut c.out);
                     c.closing = true;
                     return true;
                 }
-                encode_frame_into(&HelloReply { ok: true, reason: String::new() }, &mut c.out);
                 if hello.kind() == Kind::Snapshot {
+                    encode_frame_into(&HelloReply { ok: true, ..Default::default() }, &mut c.out);
                     self.hand_over_snapshot(token, hello.from);
                     return false;
                 }
+                // Before any message of this connection reaches the raft
+                // thread: whether the peer, or this member, lost its data.
+                let seen = self.cfg.incarnations.on_peer_hello(hello.from, hello.incarnation, hello.previous_incarnation);
+                if seen == PeerSeen::LostState {
+                    let _ = self.control.try_send(Control::PeerLostState(hello.from));
+                }
+                self.cfg.incarnations.told_our_incarnation(hello.from, hello.your_incarnation);
+                let your_incarnation = self.cfg.incarnations.known_of(hello.from);
+                encode_frame_into(&HelloReply { ok: true, reason: String::new(), your_incarnation }, &mut c.out);
                 c.from = Some(hello.from);
                 true
             }

@@ -62,6 +62,7 @@ fn send_inner(o: &Outgoing) -> Result<u64, String> {
         to: o.msg.to,
         kind: Kind::Snapshot as i32,
         version: super::peer_io::VERSION,
+        ..Default::default()
     };
     s.write_all(&encode_frame(&hello)).map_err(|e| format!("handshake: {e}"))?;
     let mut decoder = FrameDecoder::new(64 * 1024);

@@ -474,6 +474,13 @@ impl Cluster {
         n.disk = Some(raw.into_store());
     }
 
+    /// Replaces what crashed node `id` persisted (a wiped data directory).
+    pub fn replace_disk(&mut self, id: u64, storage: MemStorage) {
+        let n = self.node_mut(id);
+        assert!(n.raw.is_none(), "node {id} must be down to lose its disk");
+        n.disk = Some(storage);
+    }
+
     /// Restarts node `id` from what it persisted.
     pub fn restart(&mut self, id: u64) {
         self.node_mut(id).start();

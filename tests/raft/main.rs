@@ -11,6 +11,7 @@
 //! | `reads` | read index (safe, batched, forwarded, held by a new leader) and lease-based reads with their fallback |
 //! | `snapshot` | compaction, sending and installing snapshots, failure reports, snapshots that predate a member |
 //! | `flow_control` | probe state, the in-flight window by count and bytes, message size, batching, the uncommitted bound |
+//! | `lost_state` | a member that lost its data directory: no votes until caught up, the leader restarts its progress |
 //! | `bad_input` | malformed or foreign messages are refused without a panic, plus a deterministic fuzz |
 
 mod harness;
@@ -18,6 +19,7 @@ mod harness;
 mod bad_input;
 mod election;
 mod flow_control;
+mod lost_state;
 mod membership;
 mod reads;
 mod replication;
