@@ -53,7 +53,10 @@ stop_nodes() {
 trap stop_nodes EXIT
 trap 'exit 130' INT TERM
 
-# Starts $members fresh nodes; sets $endpoints.
+member_name() { if [ "$mode" = cluster ]; then echo "node$1"; else echo "single"; fi; }
+member_config() { if [ "$mode" = cluster ]; then echo "config/node$1.toml"; else echo "config/single.toml"; fi; }
+
+# Starts $members fresh nodes from the config files; sets $endpoints.
 start_nodes() {
   work="$(mktemp -d /tmp/raftkv-bench.XXXXXX)"
   local clients=() peers=() initial="" i
@@ -62,11 +65,13 @@ start_nodes() {
     clients+=("127.0.0.1:$port")
     take_port
     peers+=("127.0.0.1:$port")
-    initial+="${initial:+,}n$i=${peers[$((i - 1))]}"
+    initial+="${initial:+,}$(member_name "$i")=${peers[$((i - 1))]}"
   done
   for i in $(seq 1 "$members"); do
-    "$bin/raftkv" --name "n$i" --data-dir "$work/n$i" --listen-client "${clients[$((i - 1))]}" \
-      --listen-peer "${peers[$((i - 1))]}" --initial-cluster "$initial" --log-level warn >"$work/n$i.log" 2>&1 &
+    # The config files' settings, on free ports and a temporary directory.
+    "$bin/raftkv" --config "$(member_config "$i")" --name "$(member_name "$i")" --data-dir "$work/n$i" \
+      --listen-client "${clients[$((i - 1))]}" --listen-peer "${peers[$((i - 1))]}" \
+      --initial-cluster "$initial" --log-level warn >"$work/n$i.log" 2>&1 &
     pids+=($!)
   done
   endpoints=$(IFS=,; echo "${clients[*]}")
@@ -104,7 +109,7 @@ for run in $(seq 1 "$runs"); do
     i=1
     for pid in "${pids[@]}"; do
       kb=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-      echo "{\"member\":\"n$i\",\"peak_rss_mb\":$((kb / 1024)),\"run\":$run}" | tee -a "$results"
+      echo "{\"member\":\"node$i\",\"peak_rss_mb\":$((kb / 1024)),\"run\":$run}" | tee -a "$results"
       i=$((i + 1))
     done
   fi

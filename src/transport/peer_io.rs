@@ -501,7 +501,8 @@ impl PeerIo {
                 }
                 // Before any message of this connection reaches the raft
                 // thread: whether the peer, or this member, lost its data.
-                let seen = self.cfg.incarnations.on_peer_hello(hello.from, hello.incarnation, hello.previous_incarnation);
+                let seen =
+                    self.cfg.incarnations.on_peer_hello(hello.from, hello.incarnation, hello.previous_incarnation);
                 if seen == PeerSeen::LostState {
                     let _ = self.control.try_send(Control::PeerLostState(hello.from));
                 }
