@@ -45,33 +45,30 @@ end=$(( $(date +%s) + minutes * 60 ))
 runs=0
 failures=0
 failed=()
-while [ "$(date +%s)" -lt "$end" ]; do
+# One run of test binary $1 ("chaos" or "faults") with a fresh seed; the
+# rest of the arguments go to the test binary.
+one_run() {
+  local kind="$1" seed log started
+  shift
   runs=$((runs + 1))
   seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')
-  log="$logs/run-$runs-chaos-$seed.log"
+  log="$logs/run-$runs-$kind-$seed.log"
   started=$(date +%s)
   if RAFTKV_FAULT_SEED="$seed" RAFTKV_CHAOS_SECS="$secs" \
-      cargo test --quiet --test chaos -- --exact chaos --nocapture >"$log" 2>&1; then
-    echo "chaos: run $runs (chaos, seed $seed) passed in $(( $(date +%s) - started ))s"
+      cargo test --quiet --test "$kind" -- "$@" --nocapture >"$log" 2>&1; then
+    echo "chaos: run $runs ($kind, seed $seed) passed in $(( $(date +%s) - started ))s"
     rm -f "$log"
   else
     failures=$((failures + 1))
-    failed+=("chaos seed $seed: $log")
-    echo "chaos: run $runs (chaos, seed $seed) FAILED in $(( $(date +%s) - started ))s; log in $log"
+    failed+=("$kind seed $seed: $log")
+    echo "chaos: run $runs ($kind, seed $seed) FAILED in $(( $(date +%s) - started ))s; log in $log"
   fi
+}
+
+while [ "$(date +%s)" -lt "$end" ]; do
+  one_run chaos --exact chaos
   if [ "$with_faults" = 1 ] && [ "$(date +%s)" -lt "$end" ]; then
-    runs=$((runs + 1))
-    seed=$(od -An -N8 -tu8 /dev/urandom | tr -d ' ')
-    log="$logs/run-$runs-faults-$seed.log"
-    started=$(date +%s)
-    if RAFTKV_FAULT_SEED="$seed" cargo test --quiet --test faults -- --nocapture >"$log" 2>&1; then
-      echo "chaos: run $runs (faults, seed $seed) passed in $(( $(date +%s) - started ))s"
-      rm -f "$log"
-    else
-      failures=$((failures + 1))
-      failed+=("faults seed $seed: $log")
-      echo "chaos: run $runs (faults, seed $seed) FAILED in $(( $(date +%s) - started ))s; log in $log"
-    fi
+    one_run faults
   fi
 done
 
