@@ -49,21 +49,15 @@ impl<S: Storage> Raft<S> {
             }
             MessageType::MsgApp => {
                 self.heard_from_leader(m.from);
-                self.handle_append_entries(m)?;
-                self.maybe_end_lost_state();
-                Ok(())
+                self.handle_append_entries(m)
             }
             MessageType::MsgHeartbeat => {
                 self.heard_from_leader(m.from);
-                self.handle_heartbeat(m)?;
-                self.maybe_end_lost_state();
-                Ok(())
+                self.handle_heartbeat(m)
             }
             MessageType::MsgSnap => {
                 self.heard_from_leader(m.from);
-                self.handle_snapshot(m)?;
-                self.maybe_end_lost_state();
-                Ok(())
+                self.handle_snapshot(m)
             }
             MessageType::MsgTransferLeader => {
                 if self.leader_id != NONE {

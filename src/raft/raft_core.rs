@@ -536,11 +536,16 @@ impl<S: Storage> Raft<S> {
                 self.hup(kind)
             }
             MessageType::MsgVote | MessageType::MsgPreVote => self.handle_vote_request(m),
-            _ => match self.role {
-                StateRole::Leader => self.step_leader(m),
-                StateRole::Candidate | StateRole::PreCandidate => self.step_candidate(m),
-                StateRole::Follower => self.step_follower(m),
-            },
+            _ => {
+                match self.role {
+                    StateRole::Leader => self.step_leader(m)?,
+                    StateRole::Candidate | StateRole::PreCandidate => self.step_candidate(m)?,
+                    StateRole::Follower => self.step_follower(m)?,
+                }
+                // An append, heartbeat or snapshot may have caught us up.
+                self.maybe_end_lost_state();
+                Ok(())
+            }
         }
     }
 

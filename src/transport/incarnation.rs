@@ -49,8 +49,6 @@ pub struct Incarnations {
     own: u64,
     /// The incarnation a peer told us we had before ours (0: none known).
     previous: AtomicU64,
-    /// Persisted lost-state flag, cleared once the core caught up.
-    lost_state: AtomicBool,
     /// Raised when we learn we lost our state; taken by the raft thread.
     lost_state_notice: AtomicBool,
     /// Cache of the peers' incarnations we remember.
@@ -94,7 +92,6 @@ impl Incarnations {
             db,
             own,
             previous: AtomicU64::new(previous),
-            lost_state: AtomicBool::new(lost),
             lost_state_notice: AtomicBool::new(lost),
             known: Mutex::new(HashMap::new()),
         })
@@ -179,7 +176,6 @@ impl Incarnations {
             log::error!("persisting the lost-state flag: {e}");
         }
         self.previous.store(was, Ordering::SeqCst);
-        self.lost_state.store(true, Ordering::SeqCst);
         self.lost_state_notice.store(true, Ordering::SeqCst);
         true
     }
@@ -190,18 +186,17 @@ impl Incarnations {
         self.lost_state_notice.load(Ordering::Relaxed) && self.lost_state_notice.swap(false, Ordering::SeqCst)
     }
 
-    /// Whether the lost-state flag is still set on disk.
+    /// Whether the lost-state flag is set on disk.
+    #[cfg(test)]
     pub fn lost_state(&self) -> bool {
-        self.lost_state.load(Ordering::SeqCst)
+        matches!(self.db.get(CF_RAFT_STATE, LOST_STATE_KEY), Ok(Some(v)) if v == [1])
     }
 
     /// The consensus core caught up: the flag comes down, on disk too.
     pub fn clear_lost_state(&self) -> Result<(), String> {
         let mut b = WriteBatch::default();
         b.delete_cf(self.db.cf(CF_RAFT_STATE), LOST_STATE_KEY);
-        self.db.write(b, true).map_err(|e| format!("clearing the lost-state flag: {e}"))?;
-        self.lost_state.store(false, Ordering::SeqCst);
-        Ok(())
+        self.db.write(b, true).map_err(|e| format!("clearing the lost-state flag: {e}"))
     }
 }
 
