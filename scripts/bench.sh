@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh [RESULTS_FILE]            # a fresh single node (default: bench-results.jsonl)
 #   scripts/bench.sh --cluster [RESULTS_FILE]  # fresh 3-node clusters (3 of them: report medians)
-#   TOTAL=50000 scripts/bench.sh               # requests per run (default 20000)
+#   TOTAL=50000 scripts/bench.sh               # requests per run (default: per workload,
+#                                              # a few seconds each on a 2-core machine)
 #   RUNS=5 scripts/bench.sh --cluster          # fresh clusters to run the matrix on
 #   PROFILE=dev scripts/bench.sh               # debug build (quick checks of the script)
 #
@@ -21,7 +22,6 @@ if [ "${1:-}" = "--cluster" ]; then
   shift
 fi
 results="${1:-bench-results.jsonl}"
-total="${TOTAL:-20000}"
 if [ "$mode" = cluster ]; then runs="${RUNS:-3}"; members=3; else runs="${RUNS:-1}"; members=1; fi
 
 source scripts/setup.sh
@@ -92,19 +92,25 @@ start_nodes() {
   exit 1
 }
 
+# bench DEFAULT_TOTAL ARGS...: one run of raftkv-bench ($TOTAL overrides the
+# request count). Runs last seconds, not fractions of one, so that they
+# reach a steady state (group commit, log compaction every snapshot-count
+# entries) and one scheduling hiccup does not decide the result.
 bench() {
-  echo "bench.sh: raftkv-bench $*" >&2
-  "$bin/raftkv-bench" --endpoints "$endpoints" --total "$total" "$@" | tee -a "$results"
+  local n="${TOTAL:-$1}"
+  shift
+  echo "bench.sh: raftkv-bench --total $n $*" >&2
+  "$bin/raftkv-bench" --endpoints "$endpoints" --total "$n" "$@" | tee -a "$results"
 }
 
 for run in $(seq 1 "$runs"); do
   start_nodes
-  bench --conns 1 --clients 1 put
-  bench --conns 10 --clients 100 put
-  bench --conns 32 --clients 512 put
-  bench --conns 10 --clients 100 range --consistency l
-  bench --conns 10 --clients 100 range --consistency s
-  bench --conns 10 --clients 100 txn-put
+  bench 10000 --conns 1 --clients 1 put
+  bench 100000 --conns 10 --clients 100 put
+  bench 100000 --conns 32 --clients 512 put
+  bench 200000 --conns 10 --clients 100 range --consistency l
+  bench 400000 --conns 10 --clients 100 range --consistency s
+  bench 100000 --conns 10 --clients 100 txn-put
   if [ "$mode" = cluster ]; then
     i=1
     for pid in "${pids[@]}"; do

@@ -3,10 +3,12 @@
 //! Owns the program's flow: parse, validate, run, print exactly one JSON
 //! line on stdout (`op, conns, clients, total, secs, ops_per_sec, p50_ms,
 //! p90_ms, p99_ms, p999_ms, max_ms, errors`). Layout: `args` (flags),
-//! `workload` (requests), `runner` (threads and measurement), `report`
+//! `workload` (requests), `driver` (one connection's clients), `runner`
+//! (the connections' threads and merging their measurements), `report`
 //! (histogram and the JSON line).
 
 pub mod args;
+pub mod driver;
 pub mod report;
 pub mod runner;
 pub mod workload;
@@ -100,6 +102,60 @@ mod tests {
                 _ => None,
             })
             .all(|s| s));
+    }
+
+    #[test]
+    fn each_connection_keeps_all_its_clients_in_flight() {
+        // The server answers only once four requests wait on a connection:
+        // a run with four clients per connection progresses only if each
+        // connection keeps all four outstanding at once.
+        let server = FakeServer::start(|s, req| {
+            s.held.push(req);
+            if s.held.len() == 4 {
+                for r in std::mem::take(&mut s.held) {
+                    s.reply(r.request_id, ok_answer(&r));
+                }
+            }
+        });
+        let a = args(
+            &["--conns", "2", "--clients", "8", "--total", "400", "--request-timeout-ms", "5000", "put"],
+            &server.endpoint(),
+        );
+        let out = runner::run(&a, false).unwrap();
+        assert_eq!(out.report.errors, 0, "{:?}", out.first_error);
+        assert_eq!(server.count(|b| matches!(b, Body::Put(_))), 400);
+    }
+
+    #[test]
+    fn unanswered_requests_time_out_and_their_clients_move_on() {
+        // Every third request is never answered.
+        let server = FakeServer::start(|s, req| {
+            if req.request_id % 3 != 0 {
+                s.reply(req.request_id, ok_answer(&req));
+            }
+        });
+        let a = args(&["--clients", "4", "--total", "30", "--request-timeout-ms", "200", "put"], &server.endpoint());
+        let out = runner::run(&a, false).unwrap();
+        assert_eq!(out.report.errors, 10);
+        assert_eq!(out.first_error, Some(crate::client::ClientError::Timeout));
+        assert_eq!(server.count(|b| matches!(b, Body::Put(_))), 30);
+    }
+
+    #[test]
+    fn a_connection_that_dies_fails_its_requests_and_the_others_finish_the_run() {
+        let closed_one = std::sync::atomic::AtomicBool::new(false);
+        let server = FakeServer::start(move |s, req| {
+            if req.request_id == 5 && !closed_one.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return s.close();
+            }
+            s.reply(req.request_id, ok_answer(&req));
+        });
+        let a = args(&["--conns", "2", "--clients", "2", "--total", "100", "put"], &server.endpoint());
+        let out = runner::run(&a, false).unwrap();
+        let r = out.report;
+        assert_eq!(r.errors, 1, "the one request on the closed connection");
+        assert!(matches!(out.first_error, Some(crate::client::ClientError::Closed { .. })), "{:?}", out.first_error);
+        assert_eq!(server.count(|b| matches!(b, Body::Put(_))), 100, "the other connection sent the rest");
     }
 
     #[test]
