@@ -204,7 +204,14 @@ impl RaftLogStorage {
         if let Some(hs) = &hard_state {
             batch.put_cf(self.db.cf(CF_RAFT_STATE), HARD_STATE_KEY, hs.encode_to_vec());
         }
-        self.db.write(batch, sync)?;
+        // Written unsynced, then the log files synced: durable all the same
+        // once this returns, but a synced write would hold RocksDB's write
+        // queue for the whole fsync, and the apply thread's writes (which
+        // need no sync) would wait behind it.
+        self.db.write(batch, false)?;
+        if sync {
+            self.db.sync_wal()?;
+        }
 
         // Only once durable does the in-memory view change.
         if let Some(first) = first_new {
