@@ -8,6 +8,7 @@ use crate::mvcc as validate;
 use crate::proto::etcdserverpb::{request_op, TxnRequest};
 use crate::proto::internalpb::{internal_request, InternalRequest};
 use crate::proto::raftkvpb::{client_request::Body as Req, ClientRequest, ErrorCode};
+use crate::server::doorbell::RingingSender;
 use crate::server::ids::RequestIds;
 use crate::server::msgs::{Proposal, ReadJob, ReadKind};
 use crate::server::respond::Responder;
@@ -28,9 +29,9 @@ pub struct Dispatcher {
     pub ids: Arc<RequestIds>,
     pub wait: Arc<WaitRegistry>,
     pub status: Arc<NodeStatus>,
-    pub proposals: Sender<Proposal>,
+    pub proposals: RingingSender<Proposal>,
     /// To the raft thread: reads that need a read index.
-    pub linear_reads: Sender<ReadJob>,
+    pub linear_reads: RingingSender<ReadJob>,
     /// To the read workers: reads served locally at once.
     pub local_reads: Sender<ReadJob>,
 }
@@ -85,8 +86,8 @@ impl Dispatcher {
     }
 
     fn read(&self, job: ReadJob, serializable: bool) {
-        let target = if serializable { &self.local_reads } else { &self.linear_reads };
-        match target.try_send(job) {
+        let sent = if serializable { self.local_reads.try_send(job) } else { self.linear_reads.try_send(job) };
+        match sent {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => job.responder.fail(ApiError::of(ErrorCode::TooManyRequests)),
             Err(TrySendError::Disconnected(job)) => job.responder.fail(ApiError::of(ErrorCode::Stopped)),

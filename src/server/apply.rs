@@ -23,16 +23,20 @@ fn mvcc_error(e: MvccError) -> Result<ApiError, MvccError> {
         Ok(ApiError::new(e.code(), e.to_string()))
     }
 }
+use super::doorbell::{Doorbell, RingingSender};
 use crate::proto::internalpb::{internal_request, InternalRequest};
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfState, Entry, EntryType};
 use crate::storage::raft_log::put_applied_conf_state;
 use crate::storage::Db;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// The longest sleep without a message (a ring ends it at once).
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Entries folded into one RocksDB batch at most.
 const MAX_ENTRIES_PER_BATCH: usize = 4096;
 
@@ -40,12 +44,18 @@ pub struct ApplyLoop {
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
     pub rx: Receiver<ApplyMsg>,
+    /// Rung by the raft thread's `RingingSender` of `rx`.
+    pub bell: Arc<Doorbell>,
+    /// The raft thread's, rung when it holds messages back for want of
+    /// room (`raft_backlog`) and this thread takes one.
+    pub raft_bell: Arc<Doorbell>,
+    pub raft_backlog: Arc<AtomicBool>,
     pub wait: Arc<WaitRegistry>,
     pub status: Arc<NodeStatus>,
     /// To the read workers.
     pub reads: Sender<ReadJob>,
     /// To the raft thread.
-    pub control: Sender<Control>,
+    pub control: RingingSender<Control>,
     pub member_id: u64,
     pub snapshot_count: u64,
 }
@@ -63,22 +73,23 @@ impl ApplyLoop {
     /// Runs until the raft thread hangs up. An error means the state machine
     /// could not be written: the node must stop.
     pub fn run(self) -> Result<(), String> {
+        self.bell.claim();
         let mut parked: BTreeMap<u64, Vec<ReadJob>> = BTreeMap::new();
         let mut last_compaction_trigger = self.kv.consistent_index();
         let mut pending: Option<ApplyMsg> = None;
         loop {
             let msg = match pending.take() {
                 Some(m) => m,
-                None => match self.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => break,
+                None => match self.next_message() {
+                    Some(m) => m,
+                    None => break,
                 },
             };
             match msg {
                 ApplyMsg::Entries { mut entries, mut conf_states } => {
                     // Fold the following runs of entries into the same batch.
                     while entries.len() < MAX_ENTRIES_PER_BATCH {
-                        match self.rx.try_recv() {
+                        match self.try_next_message() {
                             Ok(ApplyMsg::Entries { entries: more, conf_states: cs }) => {
                                 entries.extend(more);
                                 conf_states.extend(cs);
@@ -115,6 +126,28 @@ impl ApplyLoop {
         }
         self.db.sync_wal().map_err(|e| format!("syncing the state machine: {e}"))?;
         Ok(())
+    }
+
+    /// The next message, asleep on the doorbell while there is none; `None`
+    /// once the raft thread is gone.
+    fn next_message(&self) -> Option<ApplyMsg> {
+        loop {
+            match self.try_next_message() {
+                Ok(m) => return Some(m),
+                Err(TryRecvError::Disconnected) => return None,
+                // Only a ring ends the wait early; the timeout bounds the
+                // damage of a ring that never comes.
+                Err(TryRecvError::Empty) => self.bell.wait_timeout(IDLE_WAIT),
+            }
+        }
+    }
+
+    fn try_next_message(&self) -> Result<ApplyMsg, TryRecvError> {
+        let m = self.rx.try_recv()?;
+        if self.raft_backlog.load(Ordering::SeqCst) {
+            self.raft_bell.ring();
+        }
+        Ok(m)
     }
 
     fn release_reads(&self, parked: &mut BTreeMap<u64, Vec<ReadJob>>) {

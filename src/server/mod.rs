@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod doorbell;
 pub mod ids;
 pub mod membership;
 pub mod msgs;
@@ -34,7 +35,8 @@ use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::{peer_io, PeerTransport};
 use config::Config;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
+use doorbell::{Doorbell, RingingSender};
 use prost::Message as _;
 use respond::ResponseSink;
 use status::NodeStatus;
@@ -68,7 +70,7 @@ pub struct Node {
     kv: Arc<KvStore>,
     client_stop: Arc<AtomicBool>,
     client_waker: Arc<mio::Waker>,
-    raft_stop: Sender<()>,
+    raft_stop: RingingSender<()>,
     client_thread: Option<JoinHandle<()>>,
     raft_thread: Option<JoinHandle<()>>,
     peer_thread: Option<JoinHandle<()>>,
@@ -115,13 +117,16 @@ impl Node {
         let poll = mio::Poll::new().map_err(|e| e.to_string())?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
 
-        let (prop_tx, prop_rx) = bounded(PROPOSAL_QUEUE);
-        let (linear_tx, linear_rx) = bounded(READ_QUEUE);
+        // Into the raft and apply threads: senders that ring their doorbell.
+        let (raft_bell, apply_bell) = (Doorbell::new(), Doorbell::new());
+        let (prop_tx, prop_rx) = doorbell::channel(PROPOSAL_QUEUE, &raft_bell);
+        let (linear_tx, linear_rx) = doorbell::channel(READ_QUEUE, &raft_bell);
+        let (ctrl_tx, ctrl_rx) = doorbell::channel(CONTROL_QUEUE, &raft_bell);
+        let (peer_tx, peer_rx) = doorbell::channel(PEER_QUEUE, &raft_bell);
+        let (stop_tx, stop_rx) = doorbell::channel(1, &raft_bell);
+        let (apply_tx, apply_rx) = doorbell::channel(APPLY_QUEUE, &apply_bell);
+        let raft_backlog = Arc::new(AtomicBool::new(false));
         let (local_tx, local_rx) = bounded(READ_QUEUE);
-        let (apply_tx, apply_rx) = bounded(APPLY_QUEUE);
-        let (ctrl_tx, ctrl_rx) = bounded(CONTROL_QUEUE);
-        let (peer_tx, peer_rx) = bounded(PEER_QUEUE);
-        let (stop_tx, stop_rx) = bounded(1);
         let (resp_tx, resp_rx) = bounded(RESPONSE_QUEUE);
         let (fail_tx, fail_rx) = bounded(4);
         let wake_pending = Arc::new(AtomicBool::new(false));
@@ -179,6 +184,9 @@ impl Node {
             kv: kv.clone(),
             db: db.clone(),
             rx: apply_rx,
+            bell: apply_bell,
+            raft_bell: raft_bell.clone(),
+            raft_backlog: raft_backlog.clone(),
             wait: wait.clone(),
             status: status.clone(),
             reads: local_tx.clone(),
@@ -196,6 +204,8 @@ impl Node {
         let raft_loop = raft_loop::RaftLoop::new(
             raw,
             raft_loop::Channels {
+                bell: raft_bell,
+                apply_backlog: raft_backlog,
                 proposals: prop_rx,
                 reads: linear_rx,
                 control: ctrl_rx,

@@ -10,6 +10,7 @@
 //! advance. It never applies anything and never blocks on a client or a
 //! peer.
 
+use super::doorbell::{Doorbell, RingingSender};
 use super::membership;
 use super::msgs::{ApplyMsg, Control, Proposal, ReadJob};
 use super::status::NodeStatus;
@@ -26,10 +27,11 @@ use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::Transport;
 use bytes::Bytes;
-use crossbeam_channel::{select, Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TryRecvError, TrySendError};
 use prost::Message as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,13 +47,19 @@ const MAX_STALLED: usize = 65_536;
 /// Ticks after which an unanswered read-index request is asked again.
 const READ_RETRY_TICKS: u64 = 4;
 
+/// The raft thread's channels. Every sender to it is a `RingingSender` of
+/// `bell`.
 pub struct Channels {
+    pub bell: Arc<Doorbell>,
     pub proposals: Receiver<Proposal>,
     pub reads: Receiver<ReadJob>,
     pub control: Receiver<Control>,
     pub peers: Receiver<Message>,
     pub stop: Receiver<()>,
-    pub apply: Sender<ApplyMsg>,
+    pub apply: RingingSender<ApplyMsg>,
+    /// Raised while apply messages wait here for room in `apply`: the apply
+    /// thread then rings `bell` when it takes one.
+    pub apply_backlog: Arc<AtomicBool>,
 }
 
 struct ReadBatch {
@@ -146,46 +154,29 @@ impl RaftLoop {
     /// Runs until told to stop. An error means the node cannot go on (its
     /// storage failed): the caller shuts the node down.
     pub fn run(mut self) -> Result<(), String> {
-        let ticker = crossbeam_channel::tick(self.heartbeat);
+        // Before the first look at the channels: no ring may be missed.
+        self.ch.bell.claim();
         self.notice_lost_state();
         self.publish_status();
-        let (no_proposals, no_reads, no_control, no_peers) = (
-            crossbeam_channel::never(),
-            crossbeam_channel::never(),
-            crossbeam_channel::never(),
-            crossbeam_channel::never(),
-        );
-        // A channel whose senders are all gone (clients during shutdown) is
-        // waited on no more: `select!` would otherwise return at once, forever.
-        let (mut proposals_open, mut reads_open, mut control_open, mut peers_open) = (true, true, true, true);
+        let mut next_tick = Instant::now() + self.heartbeat;
         loop {
-            // Hold proposals back while the apply thread is behind.
-            let take_proposals = proposals_open && self.apply_backlog.len() < APPLY_BACKLOG_LIMIT;
-            let proposals = if take_proposals { &self.ch.proposals } else { &no_proposals };
-            let reads = if reads_open { &self.ch.reads } else { &no_reads };
-            let control = if control_open { &self.ch.control } else { &no_control };
-            let peers = if peers_open { &self.ch.peers } else { &no_peers };
-            select! {
-                recv(self.ch.stop) -> _ => break,
-                recv(ticker) -> _ => self.on_tick()?,
-                recv(proposals) -> p => match p {
-                    Ok(p) => self.stalled.push_back(p),
-                    Err(_) => proposals_open = false,
-                },
-                recv(reads) -> r => match r {
-                    Ok(r) => self.pending_reads.push(r),
-                    Err(_) => reads_open = false,
-                },
-                recv(control) -> c => match c {
-                    Ok(c) => self.on_control(c)?,
-                    Err(_) => control_open = false,
-                },
-                recv(peers) -> m => match m {
-                    Ok(m) => self.step_peer(m)?,
-                    Err(_) => peers_open = false,
-                },
+            match self.ch.stop.try_recv() {
+                Ok(()) | Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {}
             }
-            self.drain(take_proposals)?;
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick()?;
+                // A late turn does not catch up on missed ticks: they pace
+                // elections and heartbeats, and a burst of them would not.
+                next_tick += self.heartbeat;
+                if next_tick <= now {
+                    next_tick = now + self.heartbeat;
+                }
+            }
+            // Hold proposals back while the apply thread is behind.
+            let take_proposals = self.apply_backlog.len() < APPLY_BACKLOG_LIMIT;
+            let received = self.drain(take_proposals)?;
             self.propose_stalled()?;
             self.issue_reads()?;
             // One Ready can lead to another (this node's own votes and
@@ -200,37 +191,47 @@ impl RaftLoop {
                 self.incarnations.clear_lost_state()?;
             }
             self.flush_apply_backlog();
+            if !received {
+                // Every sender rings after a message, and the apply thread
+                // rings when it makes room for a held-back backlog.
+                self.ch.bell.wait_timeout(next_tick.saturating_duration_since(Instant::now()));
+            }
         }
         self.shutdown();
         Ok(())
     }
 
-    /// Takes whatever else is waiting, without blocking.
-    fn drain(&mut self, take_proposals: bool) -> Result<(), String> {
+    /// Takes whatever is waiting, without blocking. Whether anything was.
+    fn drain(&mut self, take_proposals: bool) -> Result<bool, String> {
+        let mut received = false;
         if take_proposals {
             while self.stalled.len() < MAX_PROPOSALS_PER_TURN {
                 match self.ch.proposals.try_recv() {
                     Ok(p) => self.stalled.push_back(p),
                     Err(_) => break,
                 }
+                received = true;
             }
         }
-        while let Ok(r) = self.ch.reads.try_recv() {
-            self.pending_reads.push(r);
-            if self.pending_reads.len() >= MAX_STALLED {
-                break;
+        while self.pending_reads.len() < MAX_STALLED {
+            match self.ch.reads.try_recv() {
+                Ok(r) => self.pending_reads.push(r),
+                Err(_) => break,
             }
+            received = true;
         }
         for _ in 0..MAX_PEER_MSGS_PER_TURN {
             match self.ch.peers.try_recv() {
                 Ok(m) => self.step_peer(m)?,
                 Err(_) => break,
             }
+            received = true;
         }
         while let Ok(c) = self.ch.control.try_recv() {
             self.on_control(c)?;
+            received = true;
         }
-        Ok(())
+        Ok(received)
     }
 
     /// Raised at start-up if the flag is on disk, or by the handshake that
@@ -546,6 +547,13 @@ impl RaftLoop {
                     break;
                 }
             }
+        }
+        // Raised before the apply thread could take the next message and
+        // look; lowered only here.
+        self.ch.apply_backlog.store(!self.apply_backlog.is_empty(), Ordering::SeqCst);
+        if !self.apply_backlog.is_empty() && !self.ch.apply.is_full() {
+            // Room appeared between the try_send and raising the flag.
+            self.ch.bell.ring();
         }
     }
 

@@ -11,6 +11,7 @@ pub mod peer_io;
 pub mod snapshot;
 
 use crate::proto::raftpb::{Message, MessageType};
+use crate::server::doorbell::RingingSender;
 use crate::server::msgs::Control;
 use crate::storage::Db;
 use crossbeam_channel::{Sender, TrySendError};
@@ -42,7 +43,7 @@ pub struct PeerTransport {
     pub cmds: Sender<Cmd>,
     pub waker: Arc<mio::Waker>,
     pub members: Arc<Members>,
-    pub control: Sender<Control>,
+    pub control: RingingSender<Control>,
     pub cluster_id: u64,
     pub db: Arc<Db>,
     /// Peers with a snapshot on its way (one at a time per peer).

@@ -17,9 +17,10 @@ use super::snapshot;
 use crate::api::framing::{encode_frame_into, Frame, FrameDecoder};
 use crate::proto::peerpb::{hello::Kind, Hello, HelloReply};
 use crate::proto::raftpb::{Message, MessageType};
+use crate::server::doorbell::RingingSender;
 use crate::server::msgs::Control;
 use bytes::{Buf, BytesMut};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use prost::Message as _;
@@ -104,8 +105,8 @@ pub struct PeerIo {
     cfg: PeerIoConfig,
     members: Arc<Members>,
     /// To the raft thread.
-    peer_tx: Sender<Message>,
-    control: Sender<Control>,
+    peer_tx: RingingSender<Message>,
+    control: RingingSender<Control>,
     inbound: HashMap<Token, Inbound>,
     outbound: BTreeMap<u64, Outbound>,
     out_tokens: HashMap<Token, u64>,
@@ -119,8 +120,8 @@ impl PeerIo {
         cmds: Receiver<Cmd>,
         cfg: PeerIoConfig,
         members: Arc<Members>,
-        peer_tx: Sender<Message>,
-        control: Sender<Control>,
+        peer_tx: RingingSender<Message>,
+        control: RingingSender<Control>,
     ) -> std::io::Result<PeerIo> {
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;

@@ -12,11 +12,11 @@ use crate::api::framing::{encode_frame, Frame, FrameDecoder};
 use crate::proto::peerpb::{hello::Kind, Hello, HelloReply, SnapshotChunk, SnapshotDone};
 use crate::proto::raftpb::{Message, Snapshot};
 use crate::raft::SnapshotStatus;
+use crate::server::doorbell::RingingSender;
 use crate::server::msgs::Control;
 use crate::storage::snapshot::{write_image, Chunk, ImageReceiver, CHUNK_BYTES};
 use crate::storage::{Db, StoreError};
 use bytes::{Bytes, BytesMut};
-use crossbeam_channel::Sender;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -33,7 +33,7 @@ pub struct Outgoing {
     pub addr: SocketAddr,
     pub cluster_id: u64,
     pub db: Arc<Db>,
-    pub control: Sender<Control>,
+    pub control: RingingSender<Control>,
 }
 
 /// Sends one snapshot and reports the outcome to the raft thread.
@@ -114,7 +114,7 @@ pub fn receive(
     from: u64,
     me: u64,
     dir: &Path,
-    peer_tx: &Sender<Message>,
+    peer_tx: &RingingSender<Message>,
 ) {
     let _ = s.set_read_timeout(Some(IO_TIMEOUT));
     let _ = s.set_write_timeout(Some(IO_TIMEOUT));
@@ -138,7 +138,7 @@ fn receive_inner(
     from: u64,
     me: u64,
     dir: &Path,
-    peer_tx: &Sender<Message>,
+    peer_tx: &RingingSender<Message>,
 ) -> Result<(), String> {
     let mut decoder = FrameDecoder::new(CHUNK_BYTES + 64 * 1024);
     decoder.push(&leftover);
