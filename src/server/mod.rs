@@ -106,7 +106,10 @@ impl Node {
         let mut rc = raft::Config::new(member_id);
         rc.election_tick = cfg.election_ticks();
         rc.heartbeat_tick = 1;
-        rc.applied = kv.consistent_index();
+        // The apply thread may run ahead of the persisted commit index (it
+        // starts on entries already on disk while the commit index is being
+        // written): entries in between are handed out again, and skipped.
+        rc.applied = kv.consistent_index().min(storage.hard_state().commit);
         rc.seed = rand::random();
         let raw = RawNode::new(&rc, storage).map_err(|e| format!("starting raft: {e}"))?;
 

@@ -19,8 +19,8 @@ use crate::api::ApiError;
 use crate::mvcc::KvStore;
 use crate::proto::internalpb::{internal_request, InternalRequest, MemberAttributes};
 use crate::proto::raftkvpb::ErrorCode;
-use crate::proto::raftpb::{ConfState, EntryType, Message, Snapshot};
-use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole};
+use crate::proto::raftpb::{ConfState, Entry, EntryType, Message, Snapshot};
+use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole, Storage as _};
 use crate::storage::Db;
 use crate::storage::RaftLogStorage;
 use crate::transport::incarnation::Incarnations;
@@ -441,6 +441,21 @@ impl RaftLoop {
             }
         }
         self.transport.send(rd.messages);
+        let mut committed = rd.committed_entries;
+        if rd.snapshot.is_none() {
+            // Committed entries already on this member's disk need not wait
+            // for this Ready's write: the apply thread starts on them while
+            // it is synced. Only a follower that learns of entries and of
+            // their commit in one message has committed entries that are
+            // not (they go after the write). Applying ahead of the write can
+            // leave the applied index beyond the persisted commit index
+            // after a crash; the node starts from the lower of the two.
+            let on_disk = self.raw.store().last_index();
+            let durable = committed.partition_point(|e| e.index <= on_disk);
+            let rest = committed.split_off(durable);
+            self.hand_to_apply(std::mem::replace(&mut committed, rest));
+            self.flush_apply_backlog();
+        }
         if let Some(snap) = &rd.snapshot {
             self.install_snapshot(snap)?;
         }
@@ -451,22 +466,7 @@ impl RaftLoop {
                 .map_err(|e| format!("persisting the raft log: {e}"))?;
         }
         self.transport.send(rd.persisted_messages);
-
-        if !rd.committed_entries.is_empty() {
-            let mut conf_states = Vec::new();
-            for e in &rd.committed_entries {
-                if e.entry_type() != EntryType::EntryNormal {
-                    match self.raw.apply_conf_change(e) {
-                        Ok(cs) => {
-                            self.update_members(e, &cs);
-                            conf_states.push((e.index, cs));
-                        }
-                        Err(err) => log::error!("configuration change at {} did not apply: {err}", e.index),
-                    }
-                }
-            }
-            self.apply_backlog.push_back(ApplyMsg::Entries { entries: rd.committed_entries, conf_states });
-        }
+        self.hand_to_apply(committed);
         for rs in rd.read_states {
             let Ok(raw) = <[u8; 8]>::try_from(rs.request_ctx.as_ref()) else { continue };
             if let Some(b) = self.read_batches.remove(&u64::from_be_bytes(raw)) {
@@ -476,6 +476,27 @@ impl RaftLoop {
         self.raw.advance().map_err(|e| format!("raft advance failed: {e}"))?;
         self.publish_status();
         Ok(())
+    }
+
+    /// Queues committed entries for the apply thread, in order, applying
+    /// configuration changes to the core on the way.
+    fn hand_to_apply(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let mut conf_states = Vec::new();
+        for e in &entries {
+            if e.entry_type() != EntryType::EntryNormal {
+                match self.raw.apply_conf_change(e) {
+                    Ok(cs) => {
+                        self.update_members(e, &cs);
+                        conf_states.push((e.index, cs));
+                    }
+                    Err(err) => log::error!("configuration change at {} did not apply: {err}", e.index),
+                }
+            }
+        }
+        self.apply_backlog.push_back(ApplyMsg::Entries { entries, conf_states });
     }
 
     /// Keeps the transport's member list in step with the configuration.
