@@ -156,13 +156,13 @@ impl Db {
 }
 
 /// Bytes of memtables across every column family.
-const MEMTABLE_BUDGET: usize = 24 * 1024 * 1024;
+const MEMTABLE_BUDGET: usize = 16 * 1024 * 1024;
 /// Bytes of the block cache shared by every column family.
 const BLOCK_CACHE: usize = 16 * 1024 * 1024;
 
 fn cf_options(name: &str, cache: &rocksdb::Cache) -> Options {
     let mut o = Options::default();
-    o.set_write_buffer_size(8 * 1024 * 1024);
+    o.set_write_buffer_size(4 * 1024 * 1024);
     o.set_max_write_buffer_number(2);
     let mut table = rocksdb::BlockBasedOptions::default();
     table.set_block_cache(cache);
