@@ -17,7 +17,6 @@
 //! Owns only the wake-up; never holds or orders messages.
 
 use crossbeam_channel::{Receiver, SendError, SendTimeoutError, Sender, TrySendError};
-use std::mem::ManuallyDrop;
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -58,35 +57,39 @@ impl Doorbell {
 /// A bounded channel to the owner of `bell`.
 pub fn channel<T>(capacity: usize, bell: &Arc<Doorbell>) -> (RingingSender<T>, Receiver<T>) {
     let (tx, rx) = crossbeam_channel::bounded(capacity);
-    (RingingSender { tx: ManuallyDrop::new(tx), bell: bell.clone() }, rx)
+    (RingingSender { tx: Some(tx), bell: bell.clone() }, rx)
 }
 
 /// The sending half: crossbeam's `Sender`, ringing after each delivery.
 pub struct RingingSender<T> {
-    /// Dropped before the last ring, so the owner sees the channel closed.
-    tx: ManuallyDrop<Sender<T>>,
+    /// Taken (dropped) before the last ring, so the owner sees the channel
+    /// closed; `Some` until then.
+    tx: Option<Sender<T>>,
     bell: Arc<Doorbell>,
 }
 
 impl<T> RingingSender<T> {
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.tx.try_send(msg)?;
+        let Some(tx) = &self.tx else { return Err(TrySendError::Disconnected(msg)) };
+        tx.try_send(msg)?;
         self.bell.ring();
         Ok(())
     }
 
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.tx.send(msg)?;
+        let Some(tx) = &self.tx else { return Err(SendError(msg)) };
+        tx.send(msg)?;
         self.bell.ring();
         Ok(())
     }
 
     pub fn is_full(&self) -> bool {
-        self.tx.is_full()
+        self.tx.as_ref().is_some_and(|tx| tx.is_full())
     }
 
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.tx.send_timeout(msg, timeout)?;
+        let Some(tx) = &self.tx else { return Err(SendTimeoutError::Disconnected(msg)) };
+        tx.send_timeout(msg, timeout)?;
         self.bell.ring();
         Ok(())
     }
@@ -94,14 +97,13 @@ impl<T> RingingSender<T> {
 
 impl<T> Clone for RingingSender<T> {
     fn clone(&self) -> Self {
-        RingingSender { tx: ManuallyDrop::new(Sender::clone(&self.tx)), bell: self.bell.clone() }
+        RingingSender { tx: self.tx.clone(), bell: self.bell.clone() }
     }
 }
 
 impl<T> Drop for RingingSender<T> {
     fn drop(&mut self) {
-        // SAFETY: `tx` is dropped exactly once, here, and never used after.
-        unsafe { ManuallyDrop::drop(&mut self.tx) };
+        drop(self.tx.take());
         self.bell.ring();
     }
 }
