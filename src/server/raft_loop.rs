@@ -1,14 +1,15 @@
 //! The raft thread: owns the consensus core and its durable log.
 //!
-//! Each turn it waits for something to do (a tick, a proposal, a read, a
-//! peer message, a control message), drains whatever else is waiting (that
-//! batching is the group commit: many proposals, one synced write), then
-//! carries out one `Ready`: send what may leave at once (the leader's
-//! appends go out while it persists its own copy), persist entries and hard
-//! state in one write, send the responses that vouch for them, hand
-//! committed entries and confirmed reads to the apply thread in order,
-//! advance. It never applies anything and never blocks on a client or a
-//! peer.
+//! Each turn it waits, parked on its doorbell, for something to do (a tick,
+//! a proposal, a read, a peer message, a control message), drains whatever
+//! else is waiting (that batching is the group commit: many proposals, one
+//! synced write), then carries out one `Ready`: send what may leave at once
+//! (the leader's appends go out while it persists its own copy), hand the
+//! committed entries already on disk to the apply thread, persist entries
+//! and hard state in one write, send the responses that vouch for them,
+//! hand the rest of the committed entries and the confirmed reads to the
+//! apply thread in order, advance. It never applies anything and never
+//! blocks on a client or a peer.
 
 use super::doorbell::{Doorbell, RingingSender};
 use super::membership;
