@@ -18,6 +18,7 @@ use super::report::Latencies;
 use super::workload::Workload;
 use crate::api::framing::{encode_frame_into, Frame, FrameDecoder};
 use crate::api::ApiError;
+use crate::client::conn::connect_tcp;
 use crate::client::ClientError;
 use crate::proto::raftkvpb::{client_request, client_response::Body, ClientRequest, ClientResponse};
 use bytes::BytesMut;
@@ -26,7 +27,7 @@ use prost::Message as _;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -39,21 +40,31 @@ const TIMEOUT_CHECK: Duration = Duration::from_millis(100);
 
 /// Opens a connection to `endpoint` (`HOST:PORT`) within `timeout`.
 pub fn dial(endpoint: &str, timeout: Duration) -> Result<TcpStream, ClientError> {
-    let normalized = crate::client::endpoint::normalize(endpoint)?;
-    let refused = |reason: String| ClientError::Connect { endpoint: normalized.clone(), reason };
-    let addrs = normalized.to_socket_addrs().map_err(|e| refused(format!("lookup {normalized}: {e}")))?;
-    let mut last = format!("lookup {normalized}: no addresses");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => {
-                s.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
-                s.set_read_timeout(Some(TIMEOUT_CHECK)).map_err(|e| refused(e.to_string()))?;
-                return Ok(s);
-            }
-            Err(e) => last = e.to_string(),
+    let endpoint = crate::client::endpoint::normalize(endpoint)?;
+    let refused = |reason: String| ClientError::Connect { endpoint: endpoint.clone(), reason };
+    let s = connect_tcp(&endpoint, timeout).map_err(refused)?;
+    s.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
+    s.set_read_timeout(Some(TIMEOUT_CHECK)).map_err(|e| refused(e.to_string()))?;
+    Ok(s)
+}
+
+/// One answer: its request id and the request's outcome. An error means
+/// the stream can no longer be trusted.
+fn decode_answer(frame: Frame) -> Result<(u64, Result<(), ClientError>), ClientError> {
+    let bytes = match frame {
+        Frame::Message(bytes) => bytes,
+        Frame::TooLarge { len, .. } => {
+            return Err(ClientError::Protocol(format!("answer of {len} bytes over {MAX_RESPONSE_BYTES}")))
         }
-    }
-    Err(refused(last))
+    };
+    let response =
+        ClientResponse::decode(bytes).map_err(|e| ClientError::Protocol(format!("undecodable answer: {e}")))?;
+    let outcome = match response.body {
+        Some(Body::Error(e)) => Err(ClientError::Api(ApiError::from_proto(&e))),
+        Some(_) => Ok(()),
+        None => Err(ClientError::Protocol("answer without a body".into())),
+    };
+    Ok((response.request_id, outcome))
 }
 
 /// Sends one request on a fresh connection and waits for its answer (the
@@ -67,20 +78,8 @@ pub fn call_once(socket: &mut TcpStream, body: client_request::Body, timeout: Du
     let mut decoder = FrameDecoder::new(MAX_RESPONSE_BYTES);
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
-        match decoder.next_frame() {
-            Some(Frame::Message(bytes)) => {
-                let response = ClientResponse::decode(bytes)
-                    .map_err(|e| ClientError::Protocol(format!("undecodable answer: {e}")))?;
-                return match response.body {
-                    Some(Body::Error(e)) => Err(ClientError::Api(ApiError::from_proto(&e))),
-                    Some(_) => Ok(()),
-                    None => Err(ClientError::Protocol("answer without a body".into())),
-                };
-            }
-            Some(Frame::TooLarge { len, .. }) => {
-                return Err(ClientError::Protocol(format!("answer of {len} bytes over {MAX_RESPONSE_BYTES}")))
-            }
-            None => {}
+        if let Some(frame) = decoder.next_frame() {
+            return decode_answer(frame)?.1;
         }
         if Instant::now() >= deadline {
             return Err(ClientError::Timeout);
@@ -223,20 +222,12 @@ impl<'a> Driver<'a> {
     /// Records one answer; `true` if it finished a request of ours. An
     /// error means the stream can no longer be trusted.
     fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<bool, ClientError> {
-        let bytes = match frame {
-            Frame::Message(bytes) => bytes,
-            Frame::TooLarge { len, .. } => {
-                return Err(ClientError::Protocol(format!("answer of {len} bytes over {MAX_RESPONSE_BYTES}")))
-            }
-        };
-        let response =
-            ClientResponse::decode(bytes).map_err(|e| ClientError::Protocol(format!("undecodable answer: {e}")))?;
+        let (id, outcome) = decode_answer(frame)?;
         // An unknown id answers a request already counted as timed out.
-        let Some(sent) = self.in_flight.remove(&response.request_id) else { return Ok(false) };
-        match response.body {
-            Some(Body::Error(e)) => self.outcome.error(ClientError::Api(ApiError::from_proto(&e))),
-            Some(_) => self.outcome.latencies.record(now.saturating_duration_since(sent)),
-            None => self.outcome.error(ClientError::Protocol("answer without a body".into())),
+        let Some(sent) = self.in_flight.remove(&id) else { return Ok(false) };
+        match outcome {
+            Ok(()) => self.outcome.latencies.record(now.saturating_duration_since(sent)),
+            Err(e) => self.outcome.error(e),
         }
         Ok(true)
     }

@@ -134,21 +134,8 @@ impl Connection {
     /// Dials `endpoint` (`HOST:PORT`), trying each resolved address within
     /// `timeout`.
     pub fn dial(endpoint: &str, opts: &ConnOptions, timeout: Duration) -> Result<Connection, String> {
-        let addrs = endpoint.to_socket_addrs().map_err(|e| format!("lookup {endpoint}: {e}"))?;
-        let deadline = Instant::now() + timeout;
-        let mut last = format!("lookup {endpoint}: no addresses");
-        for addr in addrs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                last = "i/o timeout".to_string();
-                break;
-            }
-            match TcpStream::connect_timeout(&addr, left) {
-                Ok(s) => return Connection::start(endpoint, s, opts).map_err(|e| e.to_string()),
-                Err(e) => last = connect_error_text(&e),
-            }
-        }
-        Err(last)
+        let socket = connect_tcp(endpoint, timeout)?;
+        Connection::start(endpoint, socket, opts).map_err(|e| e.to_string())
     }
 
     /// Wraps an established stream: starts the reader and writer threads.
@@ -428,6 +415,26 @@ fn handle_frame(shared: &Shared, frame: Frame, max_response: usize) -> Result<()
             None => Err(format!("answer of {len} bytes over the limit, without a request id")),
         },
     }
+}
+
+/// Opens a TCP connection to `endpoint` (`HOST:PORT`), trying each resolved
+/// address within `timeout`. Failures are worded as etcd's client words them.
+pub fn connect_tcp(endpoint: &str, timeout: Duration) -> Result<TcpStream, String> {
+    let addrs = endpoint.to_socket_addrs().map_err(|e| format!("lookup {endpoint}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let mut last = format!("lookup {endpoint}: no addresses");
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = "i/o timeout".to_string();
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = connect_error_text(&e),
+        }
+    }
+    Err(last)
 }
 
 /// Go's wording for the common dial failures, as etcd prints them.

@@ -442,21 +442,19 @@ impl RaftLoop {
             }
         }
         self.transport.send(rd.messages);
+        // Committed entries already on this member's disk need not wait for
+        // this Ready's write: the apply thread starts on them while it is
+        // synced. Only a follower that learns of entries and of their commit
+        // in one message has committed entries that are not (they go after
+        // the write). Applying ahead of the write can leave the applied
+        // index beyond the persisted commit index after a crash; the node
+        // starts from the lower of the two. (A Ready with a snapshot carries
+        // no committed entries: they follow once it is installed.)
         let mut committed = rd.committed_entries;
-        if rd.snapshot.is_none() {
-            // Committed entries already on this member's disk need not wait
-            // for this Ready's write: the apply thread starts on them while
-            // it is synced. Only a follower that learns of entries and of
-            // their commit in one message has committed entries that are
-            // not (they go after the write). Applying ahead of the write can
-            // leave the applied index beyond the persisted commit index
-            // after a crash; the node starts from the lower of the two.
-            let on_disk = self.raw.store().last_index();
-            let durable = committed.partition_point(|e| e.index <= on_disk);
-            let rest = committed.split_off(durable);
-            self.hand_to_apply(std::mem::replace(&mut committed, rest));
-            self.flush_apply_backlog();
-        }
+        let on_disk = self.raw.store().last_index();
+        let after_write = committed.split_off(committed.partition_point(|e| e.index <= on_disk));
+        self.hand_to_apply(committed);
+        self.flush_apply_backlog();
         if let Some(snap) = &rd.snapshot {
             self.install_snapshot(snap)?;
         }
@@ -467,7 +465,7 @@ impl RaftLoop {
                 .map_err(|e| format!("persisting the raft log: {e}"))?;
         }
         self.transport.send(rd.persisted_messages);
-        self.hand_to_apply(committed);
+        self.hand_to_apply(after_write);
         for rs in rd.read_states {
             let Ok(raw) = <[u8; 8]>::try_from(rs.request_ctx.as_ref()) else { continue };
             if let Some(b) = self.read_batches.remove(&u64::from_be_bytes(raw)) {
