@@ -170,7 +170,7 @@ fn leader_killed_under_load() {
     load.wait_progress(20, Duration::from_secs(20), "before the kill");
     std::thread::sleep(Duration::from_millis(rng.random_range(200..1000)));
 
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     let old = cluster.wait_leader(&all, Duration::from_secs(10));
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != old).collect();
     let killed_at = Instant::now();
@@ -204,7 +204,7 @@ fn members_killed_and_restarted_in_turn() {
     let opts = WorkloadOpts::new(seed, 3, 3);
     let (load, mut history) = Workload::start(cluster.endpoints(), opts.clone(), clock);
     load.wait_progress(20, Duration::from_secs(20), "before the first kill");
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     for round in 0..2 {
         for i in 0..cluster.len() {
             std::thread::sleep(Duration::from_millis(rng.random_range(100..600)));
@@ -339,7 +339,7 @@ fn leader_partitioned_from_followers() {
     load.wait_progress(20, Duration::from_secs(20), "before the partition");
     std::thread::sleep(Duration::from_millis(rng.random_range(0..500)));
 
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     let old = cluster.wait_leader(&all, Duration::from_secs(10));
     let old_id = cluster.members[old].id;
     let majority: Vec<usize> = all.iter().copied().filter(|&i| i != old).collect();
@@ -507,7 +507,7 @@ fn follower_catches_up(scenario: &str, wipe: bool) {
     let opts = WorkloadOpts { think: Duration::from_millis(10), ..WorkloadOpts::new(seed, 2, 3) };
     let (load, mut history) = Workload::start(cluster.endpoints(), opts.clone(), clock);
     load.wait_progress(10, Duration::from_secs(20), "before stopping the follower");
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     let leader = cluster.wait_leader(&all, Duration::from_secs(10));
     let followers: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
     let f = followers[rng.random_range(0..followers.len())];
@@ -571,7 +571,7 @@ fn wiped_follower_rejoins_without_compaction() {
     let opts = WorkloadOpts { think: Duration::from_millis(10), ..WorkloadOpts::new(seed, 2, 3) };
     let (load, mut history) = Workload::start(cluster.endpoints(), opts.clone(), clock);
     load.wait_progress(20, Duration::from_secs(20), "before stopping the follower");
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     let leader = cluster.wait_leader(&all, Duration::from_secs(10));
     let followers: Vec<usize> = all.iter().copied().filter(|&i| i != leader).collect();
     let f = followers[rng.random_range(0..followers.len())];
@@ -611,7 +611,7 @@ fn wiped_member_keeps_acknowledged_writes() {
     let seed = seed(scenario);
     let clock = Clock::new();
     let mut cluster = Cluster::start(Opts { seed, ..Opts::default() });
-    let all: Vec<usize> = (0..cluster.len()).collect();
+    let all = cluster.all();
     let a = cluster.wait_leader(&all, Duration::from_secs(10));
     let (b, c) = (all[(a + 1) % 3], all[(a + 2) % 3]);
     let keys = vec!["lost/0".to_string()];

@@ -236,6 +236,11 @@ impl Cluster {
         c
     }
 
+    /// Every member's index.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.len()).collect()
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }
