@@ -7,7 +7,6 @@
 #   TOTAL=50000 scripts/bench.sh               # requests per run (default: per workload,
 #                                              # a few seconds each on a 2-core machine)
 #   RUNS=5 scripts/bench.sh --cluster          # fresh clusters to run the matrix on
-#   PROFILE=dev scripts/bench.sh               # debug build (quick checks of the script)
 #
 # Every node gets a temporary data directory and free ports, and is stopped
 # by its pid, also on failure or interruption. In cluster mode each
@@ -25,9 +24,9 @@ results="${1:-bench-results.jsonl}"
 if [ "$mode" = cluster ]; then runs="${RUNS:-3}"; members=3; else runs="${RUNS:-1}"; members=1; fi
 
 source scripts/setup.sh
-profile="${PROFILE:-release}"
-cargo build --profile "$profile" --quiet --bin raftkv --bin raftkvctl --bin raftkv-bench
-if [ "$profile" = dev ]; then bin="$CARGO_TARGET_DIR/debug"; else bin="$CARGO_TARGET_DIR/$profile"; fi
+announce_first_build
+cargo build --profile "$RAFTKV_PROFILE" --quiet --bin raftkv --bin raftkvctl --bin raftkv-bench
+bin="$RAFTKV_BIN"
 
 # Sets $port to a free TCP port on 127.0.0.1 (nothing answers there).
 next_port=$((20000 + RANDOM % 20000))

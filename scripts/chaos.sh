@@ -32,11 +32,12 @@ fi
 
 source scripts/setup.sh
 echo "chaos: building"
-cargo test --quiet --no-run --test chaos --test faults
+announce_first_build
+cargo test --profile "$RAFTKV_PROFILE" --quiet --no-run --test chaos --test faults
 
 if [ -n "$replay" ]; then
   RAFTKV_FAULT_SEED="$replay" RAFTKV_CHAOS_SECS="$secs" \
-    cargo test --quiet --test chaos -- --exact chaos --nocapture
+    cargo test --profile "$RAFTKV_PROFILE" --quiet --test chaos -- --exact chaos --nocapture
   exit $?
 fi
 
@@ -55,7 +56,7 @@ one_run() {
   log="$logs/run-$runs-$kind-$seed.log"
   started=$(date +%s)
   if RAFTKV_FAULT_SEED="$seed" RAFTKV_CHAOS_SECS="$secs" \
-      cargo test --quiet --test "$kind" -- "$@" --nocapture >"$log" 2>&1; then
+      cargo test --profile "$RAFTKV_PROFILE" --quiet --test "$kind" -- "$@" --nocapture >"$log" 2>&1; then
     echo "chaos: run $runs ($kind, seed $seed) passed in $(( $(date +%s) - started ))s"
     rm -f "$log"
   else

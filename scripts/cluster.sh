@@ -14,8 +14,9 @@ ENDPOINTS="127.0.0.1:21379,127.0.0.1:22379,127.0.0.1:23379"
 
 build() {
   source scripts/setup.sh
-  cargo build --release --quiet --bin raftkv --bin raftkvctl
-  BIN="$CARGO_TARGET_DIR/release"
+  announce_first_build
+  cargo build --profile "$RAFTKV_PROFILE" --quiet --bin raftkv --bin raftkvctl
+  BIN="$RAFTKV_BIN"
 }
 
 # The pid of node $1 if it is running and is the raftkv we started.

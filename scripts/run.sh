@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release --quiet --bins
-BIN="$CARGO_TARGET_DIR/release"
+announce_first_build
+cargo build --profile "$RAFTKV_PROFILE" --bins
+BIN="$RAFTKV_BIN"
 cat <<MSG
 raftkv: starting a single node from config/single.toml (clients on 127.0.0.1:2379, data in run/single)
 Try, in another terminal:

@@ -7,5 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release --quiet --bin raftkv-sim
-exec "$CARGO_TARGET_DIR/release/raftkv-sim" "$@"
+announce_first_build
+cargo build --profile "$RAFTKV_PROFILE" --quiet --bin raftkv-sim
+exec "$RAFTKV_BIN/raftkv-sim" "$@"
