@@ -6,7 +6,11 @@
 //! - [`storage`]: RocksDB, the durable Raft log, state-machine snapshots.
 //! - [`mvcc`]: the revisioned keyspace with etcd's semantics.
 //! - [`server`]: a node: its threads, apply, reads, request routing.
-//! - [`api`]: the client protocol: framing, errors, I/O, dispatch.
+//! - [`plumbing`]: framing, errors, doorbells, outboxes, waiters, ids, notices
+//!   (below every layer).
+//! - [`node`]: a whole node: the server's threads plus client I/O.
+//! - [`api`]: the client protocol: client I/O, dispatch.
+//! - [`watch`]: watchers and the watch dispatcher.
 //! - [`transport`]: how Raft messages reach peers.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
@@ -19,9 +23,12 @@ pub mod bench;
 pub mod client;
 pub mod ctl;
 pub mod mvcc;
+pub mod node;
+pub mod plumbing;
 pub mod proto;
 pub mod raft;
 pub mod server;
 pub mod sim;
 pub mod storage;
 pub mod transport;
+pub mod watch;

@@ -8,11 +8,11 @@ mod common;
 use common::*;
 use prost::Message;
 use raftkv::api::framing::encode_frame;
+use raftkv::node::Node;
 use raftkv::proto::etcdserverpb::{
     range_request::SortOrder, request_op, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp, ClientRequest, ErrorCode};
-use raftkv::server::Node;
 use std::time::Duration;
 
 struct Fixture {

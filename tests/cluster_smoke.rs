@@ -1,10 +1,10 @@
 mod common;
 
 use common::*;
+use raftkv::node::Node;
 use raftkv::proto::etcdserverpb::{MemberListRequest, PutRequest, RangeRequest};
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp};
 use raftkv::server::config::RawConfig;
-use raftkv::server::Node;
 use std::time::{Duration, Instant};
 
 fn cluster_configs(dir: &std::path::Path, n: usize) -> Vec<raftkv::server::config::Config> {

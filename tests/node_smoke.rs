@@ -1,9 +1,9 @@
 mod common;
 
 use common::*;
+use raftkv::node::Node;
 use raftkv::proto::etcdserverpb::{PutRequest, RangeRequest};
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp};
-use raftkv::server::Node;
 use std::time::Duration;
 
 #[test]

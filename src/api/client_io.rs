@@ -1,21 +1,26 @@
 //! The client I/O thread: one mio `Poll` over the listener and every client
-//! connection, woken by a `Waker` when answers arrive from other threads.
+//! connection, woken by a `Waker` when another thread queues output in a
+//! connection's `Outbox`.
 //!
-//! Owns connections and their bytes: it reads frames, decodes requests,
-//! hands them to the dispatcher, and writes answers back in any order,
-//! matched by request id. It never blocks on anything but the poll, and it
+//! Owns connections and their bytes, and the table of what is in flight on
+//! each: unary requests (one answer, a deadline) and streams (many answers
+//! until they end, an owner). It reads frames, decodes requests, hands new
+//! ones to the dispatcher and later ones on an open stream to its owner,
+//! and writes answers back in any order, matched by request id; answers to
+//! requests that timed out or streams that ended are dropped. When a stream
+//! ends from the client's side (`CancelStream`, or the connection closing)
+//! its owner is told. It never blocks on anything but the poll, and it
 //! bounds everything a client can make it hold: frame size, buffered
-//! output, requests in flight per connection, the number of connections,
-//! time to finish a frame, and idle time.
+//! output, requests and streams in flight per connection, the number of
+//! connections, time to finish a frame, and idle time.
 
-use super::dispatch::Dispatcher;
-use super::errors::ApiError;
-use super::framing::{encode_frame_into, peek_request_id, Frame, FrameDecoder};
-use crate::proto::raftkvpb::{client_response::Body, ClientRequest, ClientResponse, ErrorCode};
-use crate::server::respond::{Outgoing, Responder, ResponseSink};
+use super::dispatch::{Dispatched, Dispatcher};
+use crate::plumbing::errors::ApiError;
+use crate::plumbing::framing::{encode_frame_into, peek_request_id, Frame, FrameDecoder};
+use crate::plumbing::outbox::{Notifier, Outbox, StreamOwner};
+use crate::proto::raftkvpb::{client_request, client_response::Body, ClientRequest, ClientResponse, ErrorCode};
 use crate::server::status::NodeStatus;
 use bytes::{Buf, BytesMut};
-use crossbeam_channel::Receiver;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use prost::Message as _;
@@ -47,18 +52,30 @@ pub struct Limits {
     pub max_in_flight_per_conn: usize,
     /// Reading from a connection pauses while this much output waits.
     pub max_output: usize,
+    /// Stream messages (watch events) are held back by their producer
+    /// while a connection has this many unsent bytes.
+    pub stream_output: usize,
     /// On shutdown, how long requests in flight may still finish.
     pub shutdown_grace: Duration,
 }
 
+/// A request id in flight on a connection.
+enum InFlight {
+    /// One answer is due by the deadline.
+    Unary(Instant),
+    /// Answers come until the stream ends; the owner hears of its end.
+    Stream(Box<dyn StreamOwner>),
+}
+
 struct Conn {
-    id: u64,
     stream: TcpStream,
     peer: SocketAddr,
     decoder: FrameDecoder,
+    /// Where other threads queue this connection's answers.
+    outbox: Arc<Outbox>,
+    /// Encoded answers not yet written.
     out: BytesMut,
-    /// Requests answered by others, with their deadlines.
-    in_flight: HashMap<u64, Instant>,
+    in_flight: HashMap<u64, InFlight>,
     last_activity: Instant,
     frame_started: Option<Instant>,
     interest: Interest,
@@ -73,9 +90,7 @@ pub struct ClientIo {
     listener: Option<TcpListener>,
     conns: HashMap<Token, Conn>,
     next_conn: u64,
-    responses: Receiver<Outgoing>,
-    wake_pending: Arc<AtomicBool>,
-    sink: ResponseSink,
+    notifier: Arc<Notifier>,
     dispatcher: Dispatcher,
     status: Arc<NodeStatus>,
     limits: Limits,
@@ -89,9 +104,7 @@ impl ClientIo {
     pub fn new(
         poll: Poll,
         listener: TcpListener,
-        responses: Receiver<Outgoing>,
-        wake_pending: Arc<AtomicBool>,
-        sink: ResponseSink,
+        notifier: Arc<Notifier>,
         dispatcher: Dispatcher,
         status: Arc<NodeStatus>,
         limits: Limits,
@@ -104,9 +117,7 @@ impl ClientIo {
             listener: Some(listener),
             conns: HashMap::new(),
             next_conn: FIRST_CONN,
-            responses,
-            wake_pending,
-            sink,
+            notifier,
             dispatcher,
             status,
             limits,
@@ -128,7 +139,12 @@ impl ClientIo {
                 stop_deadline = Some(Instant::now() + self.limits.shutdown_grace);
             }
             if let Some(deadline) = stop_deadline {
-                let busy = self.conns.values().any(|c| !c.in_flight.is_empty() || !c.out.is_empty());
+                // Streams never finish on their own: only unary requests
+                // and unwritten output hold the stop back.
+                let busy = self
+                    .conns
+                    .values()
+                    .any(|c| !c.out.is_empty() || c.in_flight.values().any(|f| matches!(f, InFlight::Unary(_))));
                 if !busy || Instant::now() >= deadline {
                     break;
                 }
@@ -153,14 +169,18 @@ impl ClientIo {
                     }
                 }
             }
-            self.drain_responses();
+            self.drain_outboxes();
             for token in std::mem::take(&mut self.resume) {
                 self.on_readable(token);
             }
             self.sweep();
         }
-        for (_, mut c) in self.conns.drain() {
-            let _ = c.stream.flush();
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            if let Some(c) = self.conns.get_mut(&token) {
+                let _ = c.stream.flush();
+            }
+            self.close(token, "");
         }
     }
 
@@ -184,10 +204,10 @@ impl ClientIo {
                     self.conns.insert(
                         token,
                         Conn {
-                            id,
                             stream,
                             peer,
                             decoder: FrameDecoder::new(self.limits.max_frame),
+                            outbox: Outbox::new(id, self.limits.stream_output, self.notifier.clone()),
                             out: BytesMut::new(),
                             in_flight: HashMap::new(),
                             last_activity: Instant::now(),
@@ -286,33 +306,73 @@ impl ClientIo {
             }
         };
         let rid = req.request_id;
-        if c.in_flight.contains_key(&rid) {
-            write_response(c, rid, Err(ApiError::invalid(format!("raftkv: request id {rid} is already in flight"))));
-            return;
+        match c.in_flight.get_mut(&rid) {
+            Some(InFlight::Stream(owner)) => {
+                match req.body {
+                    Some(client_request::Body::CancelStream(_)) => {
+                        owner.on_end();
+                        c.in_flight.remove(&rid);
+                    }
+                    Some(body) => owner.on_request(body),
+                    None => write_response(c, rid, Err(ApiError::of(ErrorCode::UnknownRequest))),
+                }
+                return;
+            }
+            Some(InFlight::Unary(_)) => {
+                write_response(
+                    c,
+                    rid,
+                    Err(ApiError::invalid(format!("raftkv: request id {rid} is already in flight"))),
+                );
+                return;
+            }
+            None => {}
+        }
+        if let Some(client_request::Body::CancelStream(_)) = req.body {
+            return; // the stream ended already: nothing to cancel
         }
         if c.in_flight.len() >= self.limits.max_in_flight_per_conn {
             write_response(c, rid, Err(ApiError::of(ErrorCode::TooManyRequests)));
             return;
         }
-        c.in_flight.insert(rid, Instant::now() + self.limits.request_timeout);
-        let responder = Responder::new(c.id, rid, self.sink.clone());
-        self.dispatcher.dispatch(req, responder);
+        // Registered before dispatching: an answer may be queued at once.
+        c.in_flight.insert(rid, InFlight::Unary(Instant::now() + self.limits.request_timeout));
+        let outbox = c.outbox.clone();
+        if let Dispatched::Stream(owner) = self.dispatcher.dispatch(req, &outbox) {
+            if let Some(c) = self.conns.get_mut(&token) {
+                c.in_flight.insert(rid, InFlight::Stream(owner));
+            }
+        }
     }
 
-    fn drain_responses(&mut self) {
-        self.wake_pending.store(false, Ordering::Release);
+    /// Moves what other threads queued into the connections' write buffers,
+    /// dropping answers nobody waits for any more.
+    fn drain_outboxes(&mut self) {
         let mut touched = Vec::new();
-        while let Ok(out) = self.responses.try_recv() {
-            let token = Token(out.conn as usize);
+        for conn in self.notifier.take_ready() {
+            let token = Token(conn as usize);
             let Some(c) = self.conns.get_mut(&token) else { continue };
-            // Answers to requests that timed out meanwhile are dropped.
-            if c.in_flight.remove(&out.response.request_id).is_none() {
-                continue;
+            for out in c.outbox.drain() {
+                let rid = out.response.request_id;
+                let wanted = match c.in_flight.get(&rid) {
+                    Some(InFlight::Unary(_)) => {
+                        c.in_flight.remove(&rid);
+                        true
+                    }
+                    Some(InFlight::Stream(_)) => {
+                        if out.ends {
+                            c.in_flight.remove(&rid);
+                        }
+                        true
+                    }
+                    None => false,
+                };
+                if wanted {
+                    encode_frame_into(&out.response, &mut c.out);
+                }
             }
-            encode_frame_into(&out.response, &mut c.out);
             touched.push(token);
         }
-        touched.dedup();
         for token in touched {
             self.flush(token);
         }
@@ -351,6 +411,7 @@ impl ClientIo {
                     c.interest = want;
                 }
             }
+            c.outbox.set_buffered(c.out.len());
             if c.paused && c.out.len() < self.limits.max_output {
                 c.paused = false;
                 self.resume.push(token);
@@ -369,7 +430,12 @@ impl ClientIo {
         let mut to_close = Vec::new();
         let mut to_flush = Vec::new();
         for (&token, c) in self.conns.iter_mut() {
-            let expired: Vec<u64> = c.in_flight.iter().filter(|(_, &d)| d <= now).map(|(&id, _)| id).collect();
+            let expired: Vec<u64> = c
+                .in_flight
+                .iter()
+                .filter(|(_, f)| matches!(f, InFlight::Unary(d) if *d <= now))
+                .map(|(&id, _)| id)
+                .collect();
             for id in expired {
                 c.in_flight.remove(&id);
                 let code = if no_leader { ErrorCode::NoLeader } else { ErrorCode::Timeout };
@@ -399,6 +465,12 @@ impl ClientIo {
         if let Some(mut c) = self.conns.remove(&token) {
             if !why.is_empty() {
                 log::info!("closing client {}: {why}", c.peer);
+            }
+            c.outbox.close();
+            for (_, f) in c.in_flight.drain() {
+                if let InFlight::Stream(mut owner) = f {
+                    owner.on_end();
+                }
             }
             let _ = self.poll.registry().deregister(&mut c.stream);
         }

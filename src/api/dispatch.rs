@@ -1,50 +1,67 @@
-//! Routes each decoded client request: validates it, then proposes writes
-//! through Raft (registering a waiter first), sends linearizable reads to
-//! the raft thread for a read index, and serializable reads straight to the
-//! read workers. Never blocks: a full queue answers "too many requests".
+//! Routes each decoded client request to the part of the node that serves
+//! it: validates it, then proposes writes through the proposer, sends
+//! linearizable reads to the raft thread for a read index and serializable
+//! reads straight to the read workers, and opens streams (watch) with their
+//! owner. Never blocks: a full queue answers "too many requests".
+//!
+//! Owns the mapping from request kinds to handles; never touches storage,
+//! Raft or a socket.
 
-use super::errors::ApiError;
 use crate::mvcc as validate;
+use crate::plumbing::errors::ApiError;
+use crate::plumbing::outbox::{Outbox, Responder, StreamOwner, StreamSender};
 use crate::proto::etcdserverpb::{request_op, TxnRequest};
-use crate::proto::internalpb::{internal_request, InternalRequest};
+use crate::proto::internalpb::internal_request;
 use crate::proto::raftkvpb::{client_request::Body as Req, ClientRequest, ErrorCode};
-use crate::server::doorbell::RingingSender;
-use crate::server::ids::RequestIds;
-use crate::server::msgs::{Proposal, ReadJob, ReadKind};
-use crate::server::respond::Responder;
-use crate::server::status::NodeStatus;
-use crate::server::wait::WaitRegistry;
-use crossbeam_channel::{Sender, TrySendError};
-use prost::Message as _;
+use crate::server::msgs::{ReadJob, ReadKind};
+use crate::server::ServerHandles;
+use crossbeam_channel::TrySendError;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The most operations a transaction may hold (etcd's `--max-txn-ops`).
 pub const MAX_TXN_OPS: usize = 128;
 
 pub struct Dispatcher {
     pub max_request_bytes: usize,
-    pub request_timeout: Duration,
-    pub member_id: u64,
-    pub ids: Arc<RequestIds>,
-    pub wait: Arc<WaitRegistry>,
-    pub status: Arc<NodeStatus>,
-    pub proposals: RingingSender<Proposal>,
-    /// To the raft thread: reads that need a read index.
-    pub linear_reads: RingingSender<ReadJob>,
-    /// To the read workers: reads served locally at once.
-    pub local_reads: Sender<ReadJob>,
+    pub server: ServerHandles,
+}
+
+/// What a request became.
+pub enum Dispatched {
+    /// One answer comes (or came) through the request's responder.
+    Unary,
+    /// An open stream: later requests on its id go to the owner.
+    Stream(Box<dyn StreamOwner>),
 }
 
 impl Dispatcher {
-    /// Handles one request; the answer goes through `responder`.
-    pub fn dispatch(&self, req: ClientRequest, responder: Responder) {
+    /// Handles one request; answers go to `outbox` under its request id.
+    pub fn dispatch(&self, req: ClientRequest, outbox: &Arc<Outbox>) -> Dispatched {
+        let responder = Responder::new(outbox.clone(), req.request_id);
         let Some(body) = req.body else {
-            return responder.fail(ApiError::of(ErrorCode::UnknownRequest));
+            responder.fail(ApiError::of(ErrorCode::UnknownRequest));
+            return Dispatched::Unary;
         };
-        if self.status.is_stopping() {
-            return responder.fail(ApiError::of(ErrorCode::Stopped));
+        if self.server.status.is_stopping() {
+            responder.fail(ApiError::of(ErrorCode::Stopped));
+            return Dispatched::Unary;
         }
+        if let Req::Watch(w) = body {
+            let sender = StreamSender::new(outbox.clone(), req.request_id);
+            return match self.server.watch.open(sender, w) {
+                Ok(owner) => Dispatched::Stream(Box::new(owner)),
+                Err(e) => {
+                    responder.fail(e);
+                    Dispatched::Unary
+                }
+            };
+        }
+        self.unary(body, responder);
+        Dispatched::Unary
+    }
+
+    fn unary(&self, body: Req, responder: Responder) {
+        let propose = |b: internal_request::Body, r: Responder| self.server.proposer.propose(b, r);
         match body {
             Req::Range(r) => {
                 if let Err(e) = validate::validate_range(&r) {
@@ -54,11 +71,11 @@ impl Dispatcher {
                 self.read(ReadJob { kind: ReadKind::Range(r), responder }, serializable);
             }
             Req::Put(p) => match validate::validate_put(&p) {
-                Ok(()) => self.propose(internal_request::Body::Put(p), responder),
+                Ok(()) => propose(internal_request::Body::Put(p), responder),
                 Err(e) => responder.fail(ApiError::new(e.code(), e.to_string())),
             },
             Req::DeleteRange(d) => match validate::validate_delete_range(&d) {
-                Ok(()) => self.propose(internal_request::Body::DeleteRange(d), responder),
+                Ok(()) => propose(internal_request::Body::DeleteRange(d), responder),
                 Err(e) => responder.fail(ApiError::new(e.code(), e.to_string())),
             },
             Req::Txn(t) => {
@@ -69,13 +86,15 @@ impl Dispatcher {
                     let serializable = txn_is_serializable(&t);
                     self.read(ReadJob { kind: ReadKind::Txn(t), responder }, serializable);
                 } else {
-                    self.propose(internal_request::Body::Txn(t), responder);
+                    propose(internal_request::Body::Txn(t), responder);
                 }
             }
-            Req::Compact(c) => self.propose(internal_request::Body::Compaction(c), responder),
+            Req::Compact(c) => propose(internal_request::Body::Compaction(c), responder),
             Req::Status(_) => self.read(ReadJob { kind: ReadKind::Status, responder }, true),
             Req::HashKv(h) => self.read(ReadJob { kind: ReadKind::HashKv(h.revision), responder }, true),
             Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
+            // Only meaningful on an open stream (the I/O thread routes it).
+            Req::CancelStream(_) => responder.fail(ApiError::invalid("raftkv: no open stream with this request id")),
             other => {
                 let name = format!("{other:?}");
                 let kind = name.split('(').next().unwrap_or("request");
@@ -86,31 +105,12 @@ impl Dispatcher {
     }
 
     fn read(&self, job: ReadJob, serializable: bool) {
-        let sent = if serializable { self.local_reads.try_send(job) } else { self.linear_reads.try_send(job) };
+        let sent =
+            if serializable { self.server.local_reads.try_send(job) } else { self.server.linear_reads.try_send(job) };
         match sent {
             Ok(()) => {}
             Err(TrySendError::Full(job)) => job.responder.fail(ApiError::of(ErrorCode::TooManyRequests)),
             Err(TrySendError::Disconnected(job)) => job.responder.fail(ApiError::of(ErrorCode::Stopped)),
-        }
-    }
-
-    fn propose(&self, body: internal_request::Body, responder: Responder) {
-        let id = self.ids.next();
-        let data = InternalRequest { id, member_id: self.member_id, body: Some(body) }.encode_to_vec();
-        if data.len() > self.max_request_bytes {
-            return responder.fail(ApiError::of(ErrorCode::RequestTooLarge));
-        }
-        let deadline = Instant::now() + self.request_timeout;
-        if let Err(responder) = self.wait.register(id, responder, deadline) {
-            return responder.fail(ApiError::of(ErrorCode::TooManyRequests));
-        }
-        let code = match self.proposals.try_send(Proposal { id, data: data.into() }) {
-            Ok(()) => return,
-            Err(TrySendError::Full(_)) => ErrorCode::TooManyRequests,
-            Err(TrySendError::Disconnected(_)) => ErrorCode::Stopped,
-        };
-        if let Some(r) = self.wait.take(id) {
-            r.fail(ApiError::of(code));
         }
     }
 }

@@ -1,11 +1,14 @@
-//! The client protocol: framing, errors, and (with the server) decoding,
-//! validation and dispatch of client requests.
+//! The client protocol: the client I/O thread (connections, frames, the
+//! table of requests and streams in flight) and the dispatch of decoded
+//! requests to the node's parts.
 //!
-//! Owns the wire format seen by clients; never touches storage or Raft.
+//! Owns the wire as clients see it; never touches storage or Raft directly
+//! (it goes through the server's handles). The framing and the error table
+//! it speaks live in `plumbing`, shared with the client and the transport.
 
 pub mod client_io;
 pub mod dispatch;
-pub mod errors;
-pub mod framing;
 
-pub use errors::ApiError;
+pub use crate::plumbing::errors;
+pub use crate::plumbing::framing;
+pub use crate::plumbing::ApiError;

@@ -16,10 +16,10 @@
 
 use super::report::Latencies;
 use super::workload::Workload;
-use crate::api::framing::{encode_frame_into, Frame, FrameDecoder};
-use crate::api::ApiError;
 use crate::client::conn::connect_tcp;
 use crate::client::ClientError;
+use crate::plumbing::framing::{encode_frame_into, Frame, FrameDecoder};
+use crate::plumbing::ApiError;
 use crate::proto::raftkvpb::{client_request, client_response::Body, ClientRequest, ClientResponse};
 use bytes::BytesMut;
 use indicatif::ProgressBar;

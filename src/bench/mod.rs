@@ -84,7 +84,7 @@ mod tests {
             Some(Body::Range(_)) => s.reply(
                 req.request_id,
                 crate::proto::raftkvpb::client_response::Body::Error(
-                    crate::api::ApiError::of(crate::proto::raftkvpb::ErrorCode::Compacted).to_proto(),
+                    crate::plumbing::ApiError::of(crate::proto::raftkvpb::ErrorCode::Compacted).to_proto(),
                 ),
             ),
             _ => s.reply(req.request_id, ok_answer(&req)),

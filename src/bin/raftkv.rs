@@ -5,8 +5,8 @@
 //! process exits 0; a failure of the node's storage exits 1.
 
 use clap::Parser;
+use raftkv::node::Node;
 use raftkv::server::config::RawConfig;
-use raftkv::server::Node;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +62,10 @@ struct Args {
     /// Idle client connections are closed after this many milliseconds.
     #[arg(long)]
     client_idle_timeout_ms: Option<u64>,
+    /// Idle watchers that asked for progress notifications get one this
+    /// often, in milliseconds (etcd's default: 10 minutes).
+    #[arg(long)]
+    watch_progress_notify_interval_ms: Option<u64>,
 }
 
 impl Args {
@@ -83,6 +87,7 @@ impl Args {
             request_timeout_ms: self.request_timeout_ms,
             client_idle_timeout_ms: self.client_idle_timeout_ms,
             max_client_connections: None,
+            watch_progress_notify_interval_ms: self.watch_progress_notify_interval_ms,
         }
     }
 }

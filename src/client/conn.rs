@@ -7,7 +7,7 @@
 //! client's job.
 
 use super::dispatch::{Delivery, Dispatch, Failure, RegisterError, StreamSink};
-use crate::api::framing::{peek_request_id, Frame, FrameDecoder};
+use crate::plumbing::framing::{peek_request_id, Frame, FrameDecoder};
 use crate::proto::raftkvpb::{client_request, client_response, ClientResponse};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use prost::Message;
@@ -124,7 +124,9 @@ impl Shared {
 pub struct Connection {
     endpoint: String,
     shared: Arc<Shared>,
-    writer: Option<Sender<Outgoing>>,
+    /// The only strong handle: dropping it ends the writer loop (streams
+    /// hold weak ones, so they never keep a dead connection's threads).
+    writer: Option<Arc<Sender<Outgoing>>>,
     threads: Vec<JoinHandle<()>>,
     next_id: AtomicU64,
     auth_token: String,
@@ -169,7 +171,7 @@ impl Connection {
         Ok(Connection {
             endpoint: endpoint.to_string(),
             shared,
-            writer: Some(tx),
+            writer: Some(Arc::new(tx)),
             threads,
             next_id: AtomicU64::new(1),
             auth_token: opts.auth_token.clone().unwrap_or_default(),
@@ -248,7 +250,15 @@ impl Connection {
             self.shared.dispatch.remove(id);
             return Err(e);
         }
-        Ok(Stream { id, rx, end, shared: self.shared.clone() })
+        Ok(Stream {
+            endpoint: self.endpoint.clone(),
+            id,
+            rx,
+            end,
+            shared: self.shared.clone(),
+            writer: self.writer.as_ref().map(Arc::downgrade),
+            auth_token: self.auth_token.clone(),
+        })
     }
 
     fn enqueue(&self, frame: Vec<u8>, sent: &Arc<AtomicBool>, deadline: Instant) -> Result<(), CallError> {
@@ -276,17 +286,40 @@ impl Drop for Connection {
     }
 }
 
-/// The answers of one stream.
+/// The answers of one stream, and the way to send it more requests.
+/// Dropping it cancels the stream on the server.
 pub struct Stream {
+    endpoint: String,
     id: u64,
     rx: Receiver<Delivery>,
     end: Arc<Mutex<Option<Failure>>>,
     shared: Arc<Shared>,
+    writer: Option<std::sync::Weak<Sender<Outgoing>>>,
+    auth_token: String,
 }
 
 impl Stream {
     pub fn request_id(&self) -> u64 {
         self.id
+    }
+
+    /// The endpoint the stream is open on.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends another request on the stream (a watch create or cancel, say).
+    pub fn send(&self, body: &client_request::Body, deadline: Instant) -> Result<(), CallError> {
+        let Some(writer) = self.writer.as_ref().and_then(|w| w.upgrade()) else {
+            return Err(CallError::NotSent("connection closed".into()));
+        };
+        let frame = EncodedRequest::new(body).frame(self.id, &self.auth_token);
+        let out = Outgoing { frame, sent: Arc::new(AtomicBool::new(false)) };
+        match writer.send_deadline(out, deadline) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(CallError::Timeout),
+            Err(SendTimeoutError::Disconnected(_)) => Err(CallError::NotSent("connection closed".into())),
+        }
     }
 
     /// The next answer, `Err(CallError::Timeout)` if none came before
@@ -315,6 +348,13 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.shared.dispatch.remove(self.id);
+        // Tell the server, without waiting: if the writer is busy the
+        // connection's close will end the stream anyway.
+        if let Some(writer) = self.writer.take().and_then(|w| w.upgrade()) {
+            let cancel = client_request::Body::CancelStream(crate::proto::raftkvpb::CancelStream {});
+            let frame = EncodedRequest::new(&cancel).frame(self.id, &self.auth_token);
+            let _ = writer.try_send(Outgoing { frame, sent: Arc::new(AtomicBool::new(false)) });
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! etcd-like text (`Display`), so raftkvctl can print errors as etcdctl does.
 //! Never decides about retries: that is `retry.rs`'s job.
 
-use crate::api::ApiError;
+use crate::plumbing::ApiError;
 use std::fmt;
 
 /// Why a call failed.

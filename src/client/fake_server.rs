@@ -5,7 +5,7 @@
 //! per request whether to answer (now, later, out of order), to hold, or to
 //! close the connection. Every request received is recorded.
 
-use crate::api::framing::{encode_frame, Frame, FrameDecoder};
+use crate::plumbing::framing::{encode_frame, Frame, FrameDecoder};
 use crate::proto::etcdserverpb::{PutResponse, RangeResponse, ResponseHeader, StatusResponse};
 use crate::proto::mvccpb::KeyValue;
 use crate::proto::raftkvpb::{client_request, client_response, ClientRequest, ClientResponse};

@@ -25,6 +25,7 @@ pub mod error;
 mod kv;
 mod pool;
 pub mod retry;
+pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod fake_server;
@@ -34,7 +35,7 @@ mod tests;
 pub use error::ClientError;
 pub use kv::prefix_end;
 
-use crate::api::ApiError;
+use crate::plumbing::ApiError;
 use crate::proto::raftkvpb::{client_request, client_response};
 use conn::{CallError, ConnOptions, EncodedRequest};
 use pool::Pool;

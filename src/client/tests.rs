@@ -4,7 +4,7 @@
 use super::conn::{CallError, ConnOptions, Connection, EncodedRequest};
 use super::fake_server::{dead_endpoint, ok_answer, ok_server, FakeServer};
 use super::{Client, ClientError, ClientOptions};
-use crate::api::ApiError;
+use crate::plumbing::ApiError;
 use crate::proto::etcdserverpb::{PutRequest, RangeRequest, WatchRequest, WatchResponse};
 use crate::proto::raftkvpb::{client_request, client_response, ErrorCode};
 use std::sync::Arc;

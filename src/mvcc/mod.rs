@@ -11,6 +11,7 @@
 //! | `apply.rs` | `ApplyBatch`: put, delete_range, txn, compact, commit |
 //! | `compact.rs` | the physical compaction worker |
 //! | `hash.rs` | HashKV |
+//! | `history.rs` | history as watch events (catch-up of watchers) |
 //! | `validate.rs` | request validation done before proposing |
 //! | `error.rs` | `MvccError`: etcd's wording and stable codes |
 //!
@@ -29,6 +30,7 @@ mod apply;
 mod compact;
 mod error;
 mod hash;
+mod history;
 mod key_index;
 mod range;
 mod revision;
@@ -38,6 +40,7 @@ mod validate;
 pub use apply::ApplyBatch;
 pub use error::MvccError;
 pub use hash::HashKv;
+pub use history::HistoryChunk;
 pub use key_index::{IdxRev, KeyIndex, KeyRange};
 pub use revision::{decode_rev_key, encode_rev_key, Revision};
 pub use store::{CompactionPause, KvStore, Options, RangeChunks};

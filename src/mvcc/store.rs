@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     apply_lock: Mutex<()>,
     pub compactor: Compactor,
     pub opts: Options,
+    /// Times the state was replaced wholesale (`reload`, after a snapshot):
+    /// the history a watcher relied on may have jumped.
+    pub reloads: std::sync::atomic::AtomicU64,
 }
 
 impl Inner {
@@ -166,6 +169,7 @@ impl KvStore {
             apply_lock: Mutex::new(()),
             compactor: Compactor::new(loaded.scheduled, loaded.finished),
             opts,
+            reloads: Default::default(),
         });
         let w = Arc::clone(&inner);
         let worker = std::thread::Builder::new()
@@ -173,6 +177,15 @@ impl KvStore {
             .spawn(move || worker(w))
             .map_err(|e| MvccError::Storage(format!("starting the compaction worker: {e}")))?;
         Ok(KvStore { inner, worker: Some(worker) })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// How many times the whole state was replaced (snapshot installs).
+    pub fn reloads(&self) -> u64 {
+        self.inner.reloads.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The published (fully applied) revision.
@@ -341,6 +354,7 @@ impl CompactionPause<'_> {
         let _apply = inner.apply_lock.lock().unwrap_or_else(|e| e.into_inner());
         let loaded = load(&inner.db)?;
         *inner.write_state() = loaded.state;
+        inner.reloads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         inner.compactor.reset(loaded.scheduled, loaded.finished);
         Ok(())
     }

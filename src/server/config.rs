@@ -37,6 +37,8 @@ pub struct Config {
     pub request_timeout_ms: u64,
     pub client_idle_timeout_ms: u64,
     pub max_client_connections: usize,
+    /// etcd's `--experimental-watch-progress-notify-interval`.
+    pub watch_progress_notify_interval_ms: u64,
 }
 
 /// A configuration error, naming the field.
@@ -79,6 +81,7 @@ pub struct RawConfig {
     pub request_timeout_ms: Option<u64>,
     pub client_idle_timeout_ms: Option<u64>,
     pub max_client_connections: Option<u64>,
+    pub watch_progress_notify_interval_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -128,7 +131,8 @@ impl RawConfig {
             log_level,
             request_timeout_ms,
             client_idle_timeout_ms,
-            max_client_connections
+            max_client_connections,
+            watch_progress_notify_interval_ms
         )
     }
 
@@ -208,6 +212,10 @@ impl RawConfig {
         if max_client_connections == 0 {
             return err("max-client-connections", "must be at least 1");
         }
+        let watch_progress_notify_interval_ms = self.watch_progress_notify_interval_ms.unwrap_or(600_000);
+        if watch_progress_notify_interval_ms == 0 {
+            return err("watch-progress-notify-interval-ms", "must be at least 1");
+        }
         Ok(Config {
             name,
             data_dir,
@@ -225,6 +233,7 @@ impl RawConfig {
             request_timeout_ms,
             client_idle_timeout_ms,
             max_client_connections: max_client_connections as usize,
+            watch_progress_notify_interval_ms,
         })
     }
 }

@@ -1,9 +1,8 @@
 //! Identities: member ids and the cluster id, derived deterministically from
 //! names and peer addresses (so every member computes the same ones from the
-//! same initial cluster), and request ids unique per member across restarts.
+//! same initial cluster). Request ids are `plumbing::ids`.
 
 use super::config::Peer;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// FNV-1a, 64 bits: stable across builds and platforms.
 fn fnv1a(parts: &[&[u8]]) -> u64 {
@@ -37,31 +36,6 @@ pub fn cluster_id(peers: &[Peer]) -> u64 {
     fnv1a(&parts)
 }
 
-/// Request ids: the low 16 bits of the member id, then the start time in
-/// milliseconds and a counter in the remaining 48 bits (as etcd does), so ids
-/// from a restarted member never collide with its earlier ones.
-pub struct RequestIds {
-    prefix: u64,
-    next: AtomicU64,
-}
-
-impl RequestIds {
-    pub fn new(member_id: u64) -> RequestIds {
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        // 40 bits of milliseconds (34 years) then 8 bits of counter.
-        let suffix = (millis & ((1 << 40) - 1)) << 8;
-        RequestIds { prefix: (member_id & 0xffff) << 48, next: AtomicU64::new(suffix) }
-    }
-
-    pub fn next(&self) -> u64 {
-        let suffix = self.next.fetch_add(1, Ordering::Relaxed) & ((1 << 48) - 1);
-        self.prefix | suffix
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,14 +50,5 @@ mod tests {
         let c1 = cluster_id(&[Peer { name: "n1".into(), addr: a }, Peer { name: "n2".into(), addr: b }]);
         let c2 = cluster_id(&[Peer { name: "n2".into(), addr: b }, Peer { name: "n1".into(), addr: a }]);
         assert_eq!(c1, c2, "order of the initial cluster does not matter");
-    }
-
-    #[test]
-    fn request_ids_increase_and_carry_the_member() {
-        let ids = RequestIds::new(0xabcd_1234);
-        let a = ids.next();
-        let b = ids.next();
-        assert!(b > a);
-        assert_eq!(a >> 48, 0x1234);
     }
 }

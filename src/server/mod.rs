@@ -1,30 +1,35 @@
-//! A raftkv node: opens (or bootstraps) its storage and runs its threads.
+//! A raftkv node's server side: opens (or bootstraps) its storage and runs
+//! its threads (raft, apply, read workers, watch dispatcher, peer I/O), and
+//! hands out the handles the client side uses (`ServerHandles`): the
+//! proposer, the read queues, the watch hub, leader notices, the status.
+//! The client I/O thread is started above it (`crate::node`), so imports
+//! run one way: `api -> server`.
 //!
 //! ```text
-//!  clients ─► client-io (mio) ─► dispatcher ─► raft thread ─► transport ─► peers
-//!                 ▲                  │ reads        │ committed entries, confirmed reads
-//!                 │                  ▼              ▼
-//!                 └── responses ◄── read workers ◄─ apply thread ──► state machine
+//!  (api) ─► proposer ─► raft thread ─► transport ─► peers
+//!    │  reads            │ committed entries, confirmed reads
+//!    ▼                   ▼
+//!  read workers ◄── apply thread ── router ─► kv / membership / lease... appliers
+//!                                     └─ events ─► watch dispatcher ─► (api) outboxes
 //! ```
-//! Threads talk over bounded crossbeam channels; answers reach the client
-//! I/O thread through a channel and a mio `Waker`. Owns start-up (including
+//! Threads talk over bounded crossbeam channels. Owns start-up (including
 //! bootstrapping a new cluster member), wiring, and an orderly stop.
 
 pub mod apply;
 pub mod config;
-pub mod doorbell;
 pub mod ids;
-pub mod membership;
+pub mod members;
 pub mod msgs;
+pub mod proposer;
 pub mod raft_loop;
 pub mod reads;
-pub mod respond;
 pub mod status;
-pub mod wait;
 
-use crate::api::client_io::{ClientIo, Limits, WAKER};
-use crate::api::dispatch::Dispatcher;
 use crate::mvcc::KvStore;
+use crate::plumbing::doorbell::{self, Doorbell, RingingSender};
+use crate::plumbing::ids::RequestIds;
+use crate::plumbing::notice::{LeaderInfo, Notices};
+use crate::plumbing::wait::WaitRegistry;
 use crate::proto::etcdserverpb::Member;
 use crate::proto::internalpb::MemberContext;
 use crate::proto::raftpb::{ConfChange, ConfChangeType, Entry, EntryType, HardState};
@@ -34,56 +39,79 @@ use crate::storage::{Db, RaftLogStorage};
 use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::{peer_io, PeerTransport};
+use crate::watch::dispatcher::WatchDispatcher;
+use crate::watch::{EventFeed, WatchConfig, WatchCore, WatchHub};
 use config::Config;
-use crossbeam_channel::{bounded, Receiver};
-use doorbell::{Doorbell, RingingSender};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use msgs::ReadJob;
+use proposer::Proposer;
 use prost::Message as _;
-use respond::ResponseSink;
 use status::NodeStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wait::WaitRegistry;
 
 /// Queue sizes between threads. Bounded channels preallocate every slot,
 /// so these are sized to the limits they serve, not larger.
 const PROPOSAL_QUEUE: usize = 16_384;
 const READ_QUEUE: usize = 4096;
 const APPLY_QUEUE: usize = 64;
-const RESPONSE_QUEUE: usize = 16_384;
 const CONTROL_QUEUE: usize = 1024;
 const PEER_QUEUE: usize = 4096;
+const PEER_REPORT_QUEUE: usize = 1024;
 const PEER_CMD_QUEUE: usize = 16_384;
 const MAX_WAITERS: usize = 262_144;
 const READ_WORKERS: usize = 2;
+/// Watch commands (creates, cancels, progress requests, stream ends)
+/// waiting for the dispatcher.
+const WATCH_CMD_QUEUE: usize = 16_384;
+/// Committed batches' events waiting for the dispatcher; past it the
+/// dispatcher reads them from storage instead.
+const WATCH_EVENT_QUEUE: usize = 1024;
+/// Watch streams open on one member at most.
+const MAX_WATCH_STREAMS: usize = 65_536;
 /// In `raft_state`: the cluster id fixed at bootstrap.
 const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
-/// A running node.
-pub struct Node {
+/// What the client side holds on the server: every way a request gets in.
+#[derive(Clone)]
+pub struct ServerHandles {
+    pub member_id: u64,
+    pub status: Arc<NodeStatus>,
+    pub proposer: Proposer,
+    /// To the raft thread: reads that need a read index.
+    pub linear_reads: RingingSender<ReadJob>,
+    /// To the read workers: reads served locally at once.
+    pub local_reads: Sender<ReadJob>,
+    pub watch: WatchHub,
+    pub leader: Arc<Notices<LeaderInfo>>,
+}
+
+/// The running server side of a node.
+pub struct Server {
     pub member_id: u64,
     pub cluster_id: u64,
-    client_addr: SocketAddr,
-    status: Arc<NodeStatus>,
+    handles: ServerHandles,
     kv: Arc<KvStore>,
-    client_stop: Arc<AtomicBool>,
-    client_waker: Arc<mio::Waker>,
     raft_stop: RingingSender<()>,
-    client_thread: Option<JoinHandle<()>>,
+    watch_stop: Arc<AtomicBool>,
+    watch_bell: Arc<Doorbell>,
     raft_thread: Option<JoinHandle<()>>,
     peer_thread: Option<JoinHandle<()>>,
     apply_thread: Option<JoinHandle<()>>,
+    watch_thread: Option<JoinHandle<()>>,
     read_threads: Vec<JoinHandle<()>>,
     failure: Receiver<String>,
     db: Arc<Db>,
 }
 
-impl Node {
+impl Server {
     /// Opens the data directory (bootstrapping a new member of the initial
-    /// cluster if it is empty) and starts every thread.
-    pub fn start(cfg: &Config) -> Result<Node, String> {
+    /// cluster if it is empty) and starts every thread. `client_addr` is
+    /// where clients reach this member (published to the others).
+    pub fn start(cfg: &Config, client_addr: SocketAddr) -> Result<Server, String> {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
         let snap_dir = cfg.data_dir.join("snap");
@@ -101,7 +129,7 @@ impl Node {
 
         let members =
             Arc::new(Members::new(cfg.initial_cluster.iter().map(|p| (ids::member_id(&p.name, &p.addr), p.addr))));
-        membership::refresh_transport(&db, &members);
+        members::refresh_transport(&db, &members);
 
         let mut rc = raft::Config::new(member_id);
         rc.election_tick = cfg.election_ticks();
@@ -113,30 +141,24 @@ impl Node {
         rc.seed = rand::random();
         let raw = RawNode::new(&rc, storage).map_err(|e| format!("starting raft: {e}"))?;
 
-        let listener = std::net::TcpListener::bind(cfg.listen_client)
-            .map_err(|e| format!("cannot listen for clients on {}: {e}", cfg.listen_client))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let client_addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let poll = mio::Poll::new().map_err(|e| e.to_string())?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).map_err(|e| e.to_string())?);
-
-        // Into the raft and apply threads: senders that ring their doorbell.
-        let (raft_bell, apply_bell) = (Doorbell::new(), Doorbell::new());
+        // Into the raft, apply and watch threads: senders that ring their doorbell.
+        let (raft_bell, apply_bell, watch_bell) = (Doorbell::new(), Doorbell::new(), Doorbell::new());
         let (prop_tx, prop_rx) = doorbell::channel(PROPOSAL_QUEUE, &raft_bell);
         let (linear_tx, linear_rx) = doorbell::channel(READ_QUEUE, &raft_bell);
         let (ctrl_tx, ctrl_rx) = doorbell::channel(CONTROL_QUEUE, &raft_bell);
+        let (report_tx, report_rx) = doorbell::channel(PEER_REPORT_QUEUE, &raft_bell);
         let (peer_tx, peer_rx) = doorbell::channel(PEER_QUEUE, &raft_bell);
         let (stop_tx, stop_rx) = doorbell::channel(1, &raft_bell);
         let (apply_tx, apply_rx) = doorbell::channel(APPLY_QUEUE, &apply_bell);
+        let (watch_cmd_tx, watch_cmd_rx) = doorbell::channel(WATCH_CMD_QUEUE, &watch_bell);
+        let (watch_ev_tx, watch_ev_rx) = doorbell::channel(WATCH_EVENT_QUEUE, &watch_bell);
         let raft_backlog = Arc::new(AtomicBool::new(false));
         let (local_tx, local_rx) = bounded(READ_QUEUE);
-        let (resp_tx, resp_rx) = bounded(RESPONSE_QUEUE);
         let (fail_tx, fail_rx) = bounded(4);
-        let wake_pending = Arc::new(AtomicBool::new(false));
-        let sink = ResponseSink::new(resp_tx, waker.clone(), wake_pending.clone());
         let wait = Arc::new(WaitRegistry::new(MAX_WAITERS));
         let request_timeout = Duration::from_millis(cfg.request_timeout_ms);
         let gate = Arc::new(RwLock::new(()));
+        let leader = Arc::new(Notices::new(LeaderInfo::default()));
 
         // Peers: one mio thread for every message connection.
         let peer_listener = std::net::TcpListener::bind(cfg.listen_peer)
@@ -157,7 +179,7 @@ impl Node {
             },
             members.clone(),
             peer_tx,
-            ctrl_tx.clone(),
+            report_tx.clone(),
         )
         .map_err(|e| format!("peer I/O: {e}"))?;
         let peer_thread = spawn("peer-io", move || peer_io.run())?;
@@ -165,7 +187,7 @@ impl Node {
             cmds: cmd_tx,
             waker: peer_waker,
             members: members.clone(),
-            control: ctrl_tx.clone(),
+            reports: report_tx,
             cluster_id,
             db: db.clone(),
             sending_snapshots: Arc::default(),
@@ -183,9 +205,39 @@ impl Node {
             };
             read_threads.push(spawn(&format!("read-{i}"), move || worker.run())?);
         }
+
+        let open_streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicBool::new(false));
+        let watch_cfg = WatchConfig {
+            progress_interval: Duration::from_millis(cfg.watch_progress_notify_interval_ms),
+            max_response_bytes: cfg.max_request_bytes,
+            ..WatchConfig::default()
+        };
+        let header_status = status.clone();
+        let core =
+            WatchCore::new(kv.clone(), watch_cfg, Box::new(move |rev| header_status.header(rev)), open_streams.clone());
+        let watch_stop = Arc::new(AtomicBool::new(false));
+        let dispatcher = WatchDispatcher {
+            core,
+            bell: watch_bell.clone(),
+            commands: watch_cmd_rx,
+            events: watch_ev_rx,
+            dropped: dropped.clone(),
+            stop: watch_stop.clone(),
+        };
+        let watch_thread = spawn("watch", move || dispatcher.run())?;
+        let watch = WatchHub::new(watch_cmd_tx, open_streams, MAX_WATCH_STREAMS);
+
+        let router = apply::router::Router {
+            kv: apply::kv::KvApplier::new(status.clone(), Some(EventFeed::new(watch_ev_tx, dropped))),
+            membership: apply::membership::MembershipApplier::open(db.clone(), status.clone(), member_id)?,
+            lease: Box::new(apply::router::NotImplemented("lease")),
+            maintenance: Box::new(apply::router::NotImplemented("alarm")),
+        };
         let apply = apply::ApplyLoop {
             kv: kv.clone(),
             db: db.clone(),
+            router,
             rx: apply_rx,
             bell: apply_bell,
             raft_bell: raft_bell.clone(),
@@ -212,6 +264,7 @@ impl Node {
                 proposals: prop_rx,
                 reads: linear_rx,
                 control: ctrl_rx,
+                peer_reports: report_rx,
                 peers: peer_rx,
                 stop: stop_rx,
                 apply: apply_tx,
@@ -231,6 +284,7 @@ impl Node {
                     name: cfg.name.clone(),
                     client_urls: vec![format!("http://{client_addr}")],
                 },
+                leader: leader.clone(),
             },
             Duration::from_millis(cfg.heartbeat_ms),
             cfg.snapshot_catchup_entries,
@@ -243,73 +297,47 @@ impl Node {
             }
         })?;
 
-        let dispatcher = Dispatcher {
+        let proposer = Proposer {
+            member_id,
             max_request_bytes: cfg.max_request_bytes,
             request_timeout,
-            member_id,
-            ids: Arc::new(ids::RequestIds::new(member_id)),
+            ids: Arc::new(RequestIds::new(member_id)),
             wait,
-            status: status.clone(),
             proposals: prop_tx,
+        };
+        let handles = ServerHandles {
+            member_id,
+            status,
+            proposer,
             linear_reads: linear_tx,
             local_reads: local_tx,
+            watch,
+            leader,
         };
-        let limits = Limits {
-            max_frame: cfg.max_request_bytes + 512 * 1024,
-            idle_timeout: Duration::from_millis(cfg.client_idle_timeout_ms),
-            frame_timeout: request_timeout,
-            request_timeout,
-            max_connections: cfg.max_client_connections,
-            max_in_flight_per_conn: 4096,
-            max_output: 32 * 1024 * 1024,
-            shutdown_grace: Duration::from_secs(2),
-        };
-        let client_stop = Arc::new(AtomicBool::new(false));
-        let io = ClientIo::new(
-            poll,
-            mio::net::TcpListener::from_std(listener),
-            resp_rx,
-            wake_pending,
-            sink,
-            dispatcher,
-            status.clone(),
-            limits,
-            client_stop.clone(),
-        )
-        .map_err(|e| format!("client I/O: {e}"))?;
-        let client_thread = spawn("client-io", move || io.run())?;
-
-        log::info!(
-            "member {member_id:x} ({}) of cluster {cluster_id:x} serving clients on {client_addr}, data in {}",
-            cfg.name,
-            cfg.data_dir.display()
-        );
-        Ok(Node {
+        Ok(Server {
             member_id,
             cluster_id,
-            client_addr,
-            status,
+            handles,
             kv,
-            client_stop,
-            client_waker: waker,
             raft_stop: stop_tx,
-            client_thread: Some(client_thread),
+            watch_stop,
+            watch_bell,
             raft_thread: Some(raft_thread),
             peer_thread: Some(peer_thread),
             apply_thread: Some(apply_thread),
+            watch_thread: Some(watch_thread),
             read_threads,
             failure: fail_rx,
             db,
         })
     }
 
-    /// The address clients connect to (the bound one, when port 0 was asked).
-    pub fn client_addr(&self) -> SocketAddr {
-        self.client_addr
+    pub fn handles(&self) -> &ServerHandles {
+        &self.handles
     }
 
     pub fn status(&self) -> &Arc<NodeStatus> {
-        &self.status
+        &self.handles.status
     }
 
     pub fn kv(&self) -> &Arc<KvStore> {
@@ -321,23 +349,32 @@ impl Node {
         &self.failure
     }
 
-    /// Stops in order: no new requests; requests in flight get a grace
-    /// period; the raft thread hands over what is committed; the apply
-    /// thread applies it; everything is flushed.
+    /// Stops in order (the client side has stopped taking requests): the
+    /// raft thread hands over what is committed; the apply thread applies
+    /// it; the watch dispatcher and the read workers finish; everything is
+    /// flushed.
     pub fn stop(mut self) {
         self.shutdown();
     }
 
-    fn shutdown(&mut self) {
-        self.status.set_stopping();
-        self.client_stop.store(true, Ordering::Release);
-        let _ = self.client_waker.wake();
-        join(self.client_thread.take());
+    /// See `stop`; does nothing the second time.
+    pub fn shutdown(&mut self) {
+        if self.raft_thread.is_none() {
+            return;
+        }
+        self.handles.status.set_stopping();
         let _ = self.raft_stop.send(());
         join(self.raft_thread.take());
         // The transport went with the raft thread: the peer thread stops.
         join(self.peer_thread.take());
         join(self.apply_thread.take());
+        self.watch_stop.store(true, Ordering::SeqCst);
+        self.watch_bell.ring();
+        join(self.watch_thread.take());
+        // The read workers stop once every sender is gone (the handles
+        // given out are dropped by now).
+        let (dead_tx, _) = bounded(1);
+        self.handles.local_reads = dead_tx;
         for t in self.read_threads.drain(..) {
             join(Some(t));
         }
@@ -348,11 +385,9 @@ impl Node {
     }
 }
 
-impl Drop for Node {
+impl Drop for Server {
     fn drop(&mut self) {
-        if self.raft_thread.is_some() {
-            self.shutdown();
-        }
+        self.shutdown();
     }
 }
 
@@ -428,7 +463,7 @@ fn open_or_bootstrap(cfg: &Config, db: &Db, storage: &mut RaftLogStorage) -> Res
                 id: 0,
                 change_type: ConfChangeType::ConfChangeAddNode as i32,
                 node_id: id,
-                context: MemberContext { member: Some(member) }.encode_to_vec().into(),
+                context: MemberContext { member: Some(member), ..Default::default() }.encode_to_vec().into(),
             };
             Entry {
                 entry_type: EntryType::EntryConfChange as i32,

@@ -1,17 +1,23 @@
 //! The messages the node's threads exchange over bounded channels.
 
-use super::respond::Responder;
+use crate::plumbing::outbox::Responder;
 use crate::proto::etcdserverpb::{CompactionResponse, RangeRequest, TxnRequest};
-use crate::proto::raftpb::{ConfState, Entry};
-use crate::raft::SnapshotStatus;
+use crate::proto::raftpb::{ConfChangeV2, ConfState, Entry};
 use bytes::Bytes;
 
-/// A write for the Raft log. Its waiter is registered under `id` first.
+/// Something for the Raft log. Its waiter is registered under `id` first.
 #[derive(Debug)]
 pub struct Proposal {
     pub id: u64,
-    /// An encoded `InternalRequest`.
-    pub data: Bytes,
+    pub payload: Payload,
+}
+
+#[derive(Debug)]
+pub enum Payload {
+    /// An encoded `InternalRequest`: a normal entry.
+    Request(Bytes),
+    /// A membership change; its context names the waiter.
+    ConfChange(ConfChangeV2),
 }
 
 /// A read served from the local state machine.
@@ -42,10 +48,6 @@ pub enum Control {
     /// The state machine is durable up to this applied index: the log may be
     /// compacted, keeping the catch-up entries.
     Compact(u64),
-    ReportUnreachable(u64),
-    ReportSnapshot(u64, SnapshotStatus),
-    /// A peer came back with a new data directory: what it had is gone.
-    PeerLostState(u64),
 }
 
 /// From the raft thread to the apply thread, in order.
@@ -59,4 +61,7 @@ pub enum ApplyMsg {
     /// Answered once everything sent before is applied (before a snapshot
     /// replaces the state machine).
     Barrier(crossbeam_channel::Sender<()>),
+    /// A snapshot replaced the state machine's column families: appliers
+    /// reload what they keep in memory.
+    Reloaded,
 }

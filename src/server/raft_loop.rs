@@ -11,13 +11,14 @@
 //! apply thread in order, advance. It never applies anything and never
 //! blocks on a client or a peer.
 
-use super::doorbell::{Doorbell, RingingSender};
-use super::membership;
-use super::msgs::{ApplyMsg, Control, Proposal, ReadJob};
+use super::members;
+use super::msgs::{ApplyMsg, Control, Payload, Proposal, ReadJob};
 use super::status::NodeStatus;
-use super::wait::WaitRegistry;
-use crate::api::ApiError;
 use crate::mvcc::KvStore;
+use crate::plumbing::doorbell::{Doorbell, RingingSender};
+use crate::plumbing::notice::{LeaderInfo, Notices};
+use crate::plumbing::wait::WaitRegistry;
+use crate::plumbing::ApiError;
 use crate::proto::internalpb::{internal_request, InternalRequest, MemberAttributes};
 use crate::proto::raftkvpb::ErrorCode;
 use crate::proto::raftpb::{ConfState, Entry, EntryType, Message, Snapshot};
@@ -26,7 +27,7 @@ use crate::storage::Db;
 use crate::storage::RaftLogStorage;
 use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
-use crate::transport::Transport;
+use crate::transport::{PeerReport, Transport};
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, TryRecvError, TrySendError};
 use prost::Message as _;
@@ -55,6 +56,8 @@ pub struct Channels {
     pub proposals: Receiver<Proposal>,
     pub reads: Receiver<ReadJob>,
     pub control: Receiver<Control>,
+    /// What the transport learned about peers.
+    pub peer_reports: Receiver<PeerReport>,
     pub peers: Receiver<Message>,
     pub stop: Receiver<()>,
     pub apply: RingingSender<ApplyMsg>,
@@ -83,6 +86,8 @@ pub struct Shared {
     pub snap_dir: PathBuf,
     /// This member's attributes, published through Raft until stored.
     pub attributes: MemberAttributes,
+    /// Where leader changes are announced.
+    pub leader: Arc<Notices<LeaderInfo>>,
 }
 
 pub struct RaftLoop {
@@ -102,6 +107,7 @@ pub struct RaftLoop {
     snap_dir: PathBuf,
     attributes: MemberAttributes,
     attributes_published: bool,
+    leader_notices: Arc<Notices<LeaderInfo>>,
     heartbeat: Duration,
     snapshot_catchup_entries: u64,
     apply_backlog: VecDeque<ApplyMsg>,
@@ -140,6 +146,7 @@ impl RaftLoop {
             snap_dir: shared.snap_dir,
             attributes: shared.attributes,
             attributes_published: false,
+            leader_notices: shared.leader,
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -232,6 +239,10 @@ impl RaftLoop {
             self.on_control(c)?;
             received = true;
         }
+        while let Ok(r) = self.ch.peer_reports.try_recv() {
+            self.on_peer_report(r)?;
+            received = true;
+        }
         Ok(received)
     }
 
@@ -267,13 +278,19 @@ impl RaftLoop {
                     log::info!("compacted the raft log up to {to} (applied {applied})");
                 }
             }
-            Control::ReportUnreachable(id) => {
+        }
+        Ok(())
+    }
+
+    fn on_peer_report(&mut self, r: PeerReport) -> Result<(), String> {
+        match r {
+            PeerReport::Unreachable(id) => {
                 let _ = self.raw.report_unreachable(id);
             }
-            Control::ReportSnapshot(id, status) => {
+            PeerReport::Snapshot(id, status) => {
                 let _ = self.raw.report_snapshot(id, status);
             }
-            Control::PeerLostState(id) => {
+            PeerReport::LostState(id) => {
                 self.raw.forget_follower_progress(id).map_err(|e| format!("restarting a progress: {e}"))?;
             }
         }
@@ -310,7 +327,7 @@ impl RaftLoop {
         if self.attributes_published || self.raw.raft.leader_id == 0 || self.ticks % EVERY_TICKS != 1 {
             return Ok(());
         }
-        if membership::has_attributes(&self.db, &self.attributes) {
+        if members::has_attributes(&self.db, &self.attributes) {
             self.attributes_published = true;
             return Ok(());
         }
@@ -338,10 +355,33 @@ impl RaftLoop {
             }
             return Ok(());
         }
-        let n = self.stalled.len().min(MAX_PROPOSALS_PER_TURN);
+        // A membership change goes alone; normal entries up to the next one
+        // go as one batch.
+        if let Some(Payload::ConfChange(_)) = self.stalled.front().map(|p| &p.payload) {
+            let Some(p) = self.stalled.pop_front() else { return Ok(()) };
+            let Payload::ConfChange(cc) = &p.payload else { return Ok(()) };
+            let r = self.raw.propose_conf_change_v2(cc);
+            return self.proposed(vec![p], r);
+        }
+        let n = self
+            .stalled
+            .iter()
+            .take(MAX_PROPOSALS_PER_TURN)
+            .take_while(|p| matches!(p.payload, Payload::Request(_)))
+            .count();
         let batch: Vec<Proposal> = self.stalled.drain(..n).collect();
-        let data: Vec<Bytes> = batch.iter().map(|p| p.data.clone()).collect();
-        match self.raw.propose_batch(data) {
+        let data: Vec<Bytes> = batch
+            .iter()
+            .filter_map(|p| if let Payload::Request(d) = &p.payload { Some(d.clone()) } else { None })
+            .collect();
+        let r = self.raw.propose_batch(data);
+        self.proposed(batch, r)
+    }
+
+    /// Deals with the core's verdict on proposals: dropped for want of a
+    /// leader, they wait for the next one; refused, their waiters are told.
+    fn proposed(&mut self, batch: Vec<Proposal>, r: Result<(), RaftError>) -> Result<(), String> {
+        match r {
             Ok(()) => Ok(()),
             Err(RaftError::ProposalDropped(reason)) => {
                 match reason {
@@ -434,6 +474,11 @@ impl RaftLoop {
                     ss.role
                 );
                 self.leader = ss.leader_id;
+                self.leader_notices.publish(LeaderInfo {
+                    leader: ss.leader_id,
+                    term: self.raw.raft.term,
+                    is_self: ss.role == StateRole::Leader,
+                });
                 // Reads asked of the old leader may never be answered.
                 let batches = std::mem::take(&mut self.read_batches);
                 for (_, b) in batches {
@@ -500,8 +545,8 @@ impl RaftLoop {
 
     /// Keeps the transport's member list in step with the configuration.
     fn update_members(&self, e: &crate::proto::raftpb::Entry, cs: &ConfState) {
-        if let Some(m) = membership::member_of(e) {
-            if let Some(addr) = membership::peer_addr(&m) {
+        if let Some(m) = members::member_of(e) {
+            if let Some(addr) = members::peer_addr(&m) {
                 self.members.set(m.id, addr);
             }
         }
@@ -543,7 +588,9 @@ impl RaftLoop {
         let meta = self.raw.store_mut().install_image(&path).map_err(|e| format!("installing the snapshot: {e}"))?;
         paused.reload().map_err(|e| format!("reloading the keyspace after a snapshot: {e}"))?;
         self.status.set_applied(meta.index);
-        membership::refresh_transport(&self.db, &self.members);
+        members::refresh_transport(&self.db, &self.members);
+        // Appliers reload what they keep in memory before the next entry.
+        self.apply_backlog.push_back(ApplyMsg::Reloaded);
         log::info!(
             "member {:x}: installed a snapshot at index {} (term {})",
             self.status.member_id,

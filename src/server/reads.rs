@@ -5,8 +5,8 @@
 
 use super::msgs::{ReadJob, ReadKind};
 use super::status::NodeStatus;
-use crate::api::ApiError;
 use crate::mvcc::KvStore;
+use crate::plumbing::ApiError;
 use crate::proto::etcdserverpb::{HashKvResponse, MemberListResponse, StatusResponse};
 use crate::proto::raftkvpb::client_response::Body;
 use crate::storage::Db;
@@ -77,7 +77,7 @@ impl ReadWorker {
                 }))
             }
             ReadKind::MemberList => {
-                let members = super::membership::load(&self.db).map_err(|e| ApiError::internal(e.to_string()))?;
+                let members = super::members::load(&self.db).map_err(|e| ApiError::internal(e.to_string()))?;
                 // etcd's member list header carries no revision.
                 Ok(Body::MemberList(MemberListResponse { header: Some(self.status.header(0)), members }))
             }

@@ -10,9 +10,8 @@ pub mod members;
 pub mod peer_io;
 pub mod snapshot;
 
+use crate::plumbing::doorbell::RingingSender;
 use crate::proto::raftpb::{Message, MessageType};
-use crate::server::doorbell::RingingSender;
-use crate::server::msgs::Control;
 use crate::storage::Db;
 use crossbeam_channel::{Sender, TrySendError};
 use members::Members;
@@ -20,9 +19,20 @@ use peer_io::Cmd;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+/// What the transport tells the raft thread about its peers.
+#[derive(Debug)]
+pub enum PeerReport {
+    /// A message to this peer was dropped: Raft should probe it.
+    Unreachable(u64),
+    /// How a snapshot sent to this peer ended.
+    Snapshot(u64, crate::raft::SnapshotStatus),
+    /// The peer came back with a new data directory: what it had is gone.
+    LostState(u64),
+}
+
 /// Sends Raft messages to peers. Must never block the raft thread: a
 /// message that cannot be queued is dropped (Raft retries) and the peer is
-/// reported unreachable through the raft thread's control channel.
+/// reported unreachable through the raft thread's report channel.
 pub trait Transport: Send {
     fn send(&mut self, msgs: Vec<Message>);
 }
@@ -43,7 +53,7 @@ pub struct PeerTransport {
     pub cmds: Sender<Cmd>,
     pub waker: Arc<mio::Waker>,
     pub members: Arc<Members>,
-    pub control: RingingSender<Control>,
+    pub reports: RingingSender<PeerReport>,
     pub cluster_id: u64,
     pub db: Arc<Db>,
     /// Peers with a snapshot on its way (one at a time per peer).
@@ -54,7 +64,7 @@ impl PeerTransport {
     fn send_snapshot(&self, m: Message) {
         let to = m.to;
         let Some(addr) = self.members.addr(to) else {
-            let _ = self.control.try_send(Control::ReportSnapshot(to, crate::raft::SnapshotStatus::Failure));
+            let _ = self.reports.try_send(PeerReport::Snapshot(to, crate::raft::SnapshotStatus::Failure));
             return;
         };
         {
@@ -68,7 +78,7 @@ impl PeerTransport {
             addr,
             cluster_id: self.cluster_id,
             db: self.db.clone(),
-            control: self.control.clone(),
+            reports: self.reports.clone(),
         };
         let busy = self.sending_snapshots.clone();
         let spawned = std::thread::Builder::new().name("snapshot-send".into()).spawn(move || {
@@ -78,7 +88,7 @@ impl PeerTransport {
         if let Err(e) = spawned {
             log::error!("cannot start a snapshot sender: {e}");
             self.sending_snapshots.lock().unwrap_or_else(|e| e.into_inner()).remove(&to);
-            let _ = self.control.try_send(Control::ReportSnapshot(to, crate::raft::SnapshotStatus::Failure));
+            let _ = self.reports.try_send(PeerReport::Snapshot(to, crate::raft::SnapshotStatus::Failure));
         }
     }
 }
@@ -97,7 +107,7 @@ impl Transport for PeerTransport {
             match self.cmds.try_send(Cmd::Send(Box::new(m))) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
-                    let _ = self.control.try_send(Control::ReportUnreachable(to));
+                    let _ = self.reports.try_send(PeerReport::Unreachable(to));
                 }
                 Err(TrySendError::Disconnected(_)) => return,
             }

@@ -14,11 +14,11 @@
 use super::incarnation::{Incarnations, PeerSeen};
 use super::members::Members;
 use super::snapshot;
-use crate::api::framing::{encode_frame_into, Frame, FrameDecoder};
+use super::PeerReport;
+use crate::plumbing::doorbell::RingingSender;
+use crate::plumbing::framing::{encode_frame_into, Frame, FrameDecoder};
 use crate::proto::peerpb::{hello::Kind, Hello, HelloReply};
 use crate::proto::raftpb::{Message, MessageType};
-use crate::server::doorbell::RingingSender;
-use crate::server::msgs::Control;
 use bytes::{Buf, BytesMut};
 use crossbeam_channel::{Receiver, TrySendError};
 use mio::net::{TcpListener, TcpStream};
@@ -106,7 +106,7 @@ pub struct PeerIo {
     members: Arc<Members>,
     /// To the raft thread.
     peer_tx: RingingSender<Message>,
-    control: RingingSender<Control>,
+    reports: RingingSender<PeerReport>,
     inbound: HashMap<Token, Inbound>,
     outbound: BTreeMap<u64, Outbound>,
     out_tokens: HashMap<Token, u64>,
@@ -121,7 +121,7 @@ impl PeerIo {
         cfg: PeerIoConfig,
         members: Arc<Members>,
         peer_tx: RingingSender<Message>,
-        control: RingingSender<Control>,
+        reports: RingingSender<PeerReport>,
     ) -> std::io::Result<PeerIo> {
         let mut listener = listener;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -132,7 +132,7 @@ impl PeerIo {
             cfg,
             members,
             peer_tx,
-            control,
+            reports,
             inbound: HashMap::new(),
             outbound: BTreeMap::new(),
             out_tokens: HashMap::new(),
@@ -177,7 +177,7 @@ impl PeerIo {
     }
 
     fn unreachable(&self, to: u64) {
-        let _ = self.control.try_send(Control::ReportUnreachable(to));
+        let _ = self.reports.try_send(PeerReport::Unreachable(to));
     }
 
     // ------------------------------------------------------------ outbound
@@ -505,7 +505,7 @@ impl PeerIo {
                 let seen =
                     self.cfg.incarnations.on_peer_hello(hello.from, hello.incarnation, hello.previous_incarnation);
                 if seen == PeerSeen::LostState {
-                    let _ = self.control.try_send(Control::PeerLostState(hello.from));
+                    let _ = self.reports.try_send(PeerReport::LostState(hello.from));
                 }
                 self.cfg.incarnations.told_our_incarnation(hello.from, hello.your_incarnation);
                 let your_incarnation = self.cfg.incarnations.known_of(hello.from);

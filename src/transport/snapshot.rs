@@ -8,12 +8,12 @@
 //! MsgSnap whose metadata is the image's own and whose data is the staged
 //! file's path. Every read and write has a timeout.
 
-use crate::api::framing::{encode_frame, Frame, FrameDecoder};
+use super::PeerReport;
+use crate::plumbing::doorbell::RingingSender;
+use crate::plumbing::framing::{encode_frame, Frame, FrameDecoder};
 use crate::proto::peerpb::{hello::Kind, Hello, HelloReply, SnapshotChunk, SnapshotDone};
 use crate::proto::raftpb::{Message, Snapshot};
 use crate::raft::SnapshotStatus;
-use crate::server::doorbell::RingingSender;
-use crate::server::msgs::Control;
 use crate::storage::snapshot::{write_image, Chunk, ImageReceiver, CHUNK_BYTES};
 use crate::storage::{Db, StoreError};
 use bytes::{Bytes, BytesMut};
@@ -33,7 +33,7 @@ pub struct Outgoing {
     pub addr: SocketAddr,
     pub cluster_id: u64,
     pub db: Arc<Db>,
-    pub control: RingingSender<Control>,
+    pub reports: RingingSender<PeerReport>,
 }
 
 /// Sends one snapshot and reports the outcome to the raft thread.
@@ -49,7 +49,7 @@ pub fn send(o: Outgoing) {
             SnapshotStatus::Failure
         }
     };
-    let _ = o.control.send(Control::ReportSnapshot(to, status));
+    let _ = o.reports.send(PeerReport::Snapshot(to, status));
 }
 
 fn send_inner(o: &Outgoing) -> Result<u64, String> {

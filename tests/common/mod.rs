@@ -9,9 +9,9 @@ pub mod workload;
 
 use prost::Message;
 use raftkv::api::framing::{encode_frame, Frame, FrameDecoder};
+use raftkv::node::Node;
 use raftkv::proto::raftkvpb::{client_request, client_response, ClientRequest, ClientResponse};
 use raftkv::server::config::{Config, RawConfig};
-use raftkv::server::Node;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -76,6 +76,12 @@ impl RawClient {
         let frame = encode_frame(&ClientRequest { request_id: id, auth_token: String::new(), body: Some(body) });
         self.stream.write_all(&frame).ok()?;
         Some(id)
+    }
+
+    /// Sends a request with a given id (another request on an open stream).
+    pub fn send_on(&mut self, request_id: u64, body: client_request::Body) {
+        let frame = encode_frame(&ClientRequest { request_id, auth_token: String::new(), body: Some(body) });
+        self.stream.write_all(&frame).expect("write");
     }
 
     /// Whether the server closed the connection within `within` (any

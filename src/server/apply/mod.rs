@@ -1,36 +1,33 @@
 //! The apply thread: applies committed entries to the state machine, in
 //! order, one RocksDB batch per run of entries with the consistent index in
 //! the same batch (an entry at or below the stored consistent index was
-//! applied before a crash and is skipped). It answers the clients of this
-//! member's proposals, releases linearizable reads once their read index is
-//! applied, and asks for log compaction every `snapshot_count` entries.
+//! applied before a crash and is skipped). Each entry is decoded once and
+//! routed to the applier of its domain (`router.rs`: kv, lease,
+//! membership, maintenance); after the batch commits, the waiters of this
+//! member's proposals are completed and the appliers publish what they
+//! produced (events to the watch dispatcher). It also releases
+//! linearizable reads once their read index is applied, and asks for log
+//! compaction every `snapshot_count` entries.
 //!
-//! Never blocks on a client, never talks to peers.
+//! Never blocks on a client or a watcher, never talks to peers.
+
+pub mod kv;
+pub mod membership;
+pub mod router;
 
 use super::msgs::{ApplyMsg, Control, ReadJob, ReadKind};
-use super::respond::Responder;
 use super::status::NodeStatus;
-use super::wait::WaitRegistry;
-use crate::api::ApiError;
-use crate::mvcc::{ApplyBatch, KvStore, MvccError};
-
-/// A request's error as the client's answer, or (storage failures) as a
-/// reason to stop the node: replicas must never diverge.
-fn mvcc_error(e: MvccError) -> Result<ApiError, MvccError> {
-    if e.code() == ErrorCode::Internal {
-        Err(e)
-    } else {
-        Ok(ApiError::new(e.code(), e.to_string()))
-    }
-}
-use super::doorbell::{Doorbell, RingingSender};
-use crate::proto::internalpb::{internal_request, InternalRequest};
+use crate::mvcc::KvStore;
+use crate::plumbing::doorbell::{Doorbell, RingingSender};
+use crate::plumbing::errors::ApiError;
+use crate::plumbing::wait::{Completion, WaitRegistry};
+use crate::proto::internalpb::InternalRequest;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfState, Entry, EntryType};
-use crate::storage::raft_log::put_applied_conf_state;
 use crate::storage::Db;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use prost::Message as _;
+use router::{Outcome, Router};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,6 +40,7 @@ const MAX_ENTRIES_PER_BATCH: usize = 4096;
 pub struct ApplyLoop {
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
+    pub router: Router,
     pub rx: Receiver<ApplyMsg>,
     /// Rung by the raft thread's `RingingSender` of `rx`.
     pub bell: Arc<Doorbell>,
@@ -60,19 +58,10 @@ pub struct ApplyLoop {
     pub snapshot_count: u64,
 }
 
-/// The outcome of one request, for the client waiting on this member.
-struct Outcome {
-    id: u64,
-    result: Result<Body, ApiError>,
-    /// A compaction with `physical: true` is answered only once the old
-    /// revisions are gone.
-    wait_physical: Option<i64>,
-}
-
 impl ApplyLoop {
     /// Runs until the raft thread hangs up. An error means the state machine
     /// could not be written: the node must stop.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(mut self) -> Result<(), String> {
         self.bell.claim();
         let mut parked: BTreeMap<u64, Vec<ReadJob>> = BTreeMap::new();
         let mut last_compaction_trigger = self.kv.consistent_index();
@@ -107,6 +96,7 @@ impl ApplyLoop {
                 ApplyMsg::Barrier(done) => {
                     let _ = done.send(());
                 }
+                ApplyMsg::Reloaded => self.router.membership.reload()?,
             }
             self.release_reads(&mut parked);
             let applied = self.kv.consistent_index();
@@ -164,102 +154,75 @@ impl ApplyLoop {
         }
     }
 
-    fn apply_entries(&self, entries: &[Entry], conf_states: Vec<(u64, ConfState)>) -> Result<(), String> {
+    fn apply_entries(&mut self, entries: &[Entry], conf_states: Vec<(u64, ConfState)>) -> Result<(), String> {
         let conf_states: HashMap<u64, ConfState> = conf_states.into_iter().collect();
-        let mut batch = self.kv.begin();
-        // No lease exists until the lessor lands: a put naming one is
-        // refused as etcd refuses an unknown lease.
-        batch.set_lease_check(|_| false);
+        let kv = self.kv.clone();
+        let mut batch = kv.begin();
         let mut last: Option<(u64, u64)> = None;
         let mut outcomes = Vec::new();
         for e in entries {
-            if self.kv.already_applied(e.index) {
+            if kv.already_applied(e.index) {
                 continue;
             }
             last = Some((e.index, e.term));
-            match e.entry_type() {
-                EntryType::EntryNormal => {
-                    if e.data.is_empty() {
-                        continue; // a new leader's empty entry
+            let applied = match e.entry_type() {
+                EntryType::EntryNormal if e.data.is_empty() => continue, // a new leader's empty entry
+                EntryType::EntryNormal => match InternalRequest::decode(e.data.clone()) {
+                    Ok(req) => {
+                        let mine = req.member_id == self.member_id;
+                        self.router.apply_request(&mut batch, &req).map(|o| o.filter(|_| mine))
                     }
-                    match InternalRequest::decode(e.data.clone()) {
-                        Ok(req) => {
-                            let outcome = self.apply_request(&mut batch, &req)?;
-                            if let Some(o) = outcome.filter(|_| req.member_id == self.member_id) {
-                                outcomes.push(o);
-                            }
-                        }
-                        // Every member skips it alike: the state stays equal.
-                        Err(err) => log::error!("entry {} does not decode ({err}); skipped", e.index),
+                    // Every member skips it alike: the state stays equal.
+                    Err(err) => {
+                        log::error!("entry {} does not decode ({err}); skipped", e.index);
+                        continue;
                     }
-                }
-                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                    if let Some(cs) = conf_states.get(&e.index) {
-                        put_applied_conf_state(&self.db, batch.write_batch(), cs);
-                        super::membership::record(&self.db, batch.write_batch(), e, cs);
-                    }
+                },
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => match conf_states.get(&e.index) {
+                    Some(cs) => self.router.apply_conf_change(&mut batch, e, cs),
+                    None => continue,
+                },
+            };
+            match applied {
+                Ok(Some(o)) => outcomes.push(o),
+                Ok(None) => {}
+                Err(fatal) => {
+                    self.router.aborted();
+                    return Err(fatal);
                 }
             }
         }
         let Some((index, term)) = last else { return Ok(()) };
-        batch.commit(index, term).map_err(|e| format!("committing applied entries up to {index}: {e}"))?;
+        if let Err(e) = batch.commit(index, term) {
+            self.router.aborted();
+            return Err(format!("committing applied entries up to {index}: {e}"));
+        }
         self.status.set_applied(index);
+        self.router.committed();
         for o in outcomes {
-            let Some(responder) = self.wait.take(o.id) else { continue };
-            match (o.result, o.wait_physical) {
-                (Ok(body), Some(rev)) => self.answer_after_physical_compaction(responder, body, rev),
-                (result, _) => responder.answer(result),
-            }
+            self.complete(o);
         }
         Ok(())
     }
 
-    /// Applies one request. Request errors (compacted, key not found...)
-    /// are the client's answer; storage failures stop the node. `None` for
-    /// the member's own bookkeeping, which no client waits for.
-    fn apply_request(&self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Result<Option<Outcome>, String> {
-        let status = &self.status;
-        let mut wait_physical = None;
-        let result = match &req.body {
-            Some(internal_request::Body::Put(p)) => batch.put(p).map(|(mut r, _)| {
-                r.header = Some(status.header(r.header.map_or(0, |h| h.revision)));
-                Body::Put(r)
-            }),
-            Some(internal_request::Body::DeleteRange(d)) => batch.delete_range(d).map(|(mut r, _)| {
-                r.header = Some(status.header(r.header.map_or(0, |h| h.revision)));
-                Body::DeleteRange(r)
-            }),
-            Some(internal_request::Body::Txn(t)) => batch.txn(t).map(|(mut r, _)| {
-                r.header = Some(status.header(r.header.map_or(0, |h| h.revision)));
-                Body::Txn(r)
-            }),
-            Some(internal_request::Body::Compaction(c)) => batch.compact(c).map(|mut r| {
-                r.header = Some(status.header(r.header.map_or(0, |h| h.revision)));
-                if c.physical {
-                    wait_physical = Some(c.revision);
-                }
-                Body::Compact(r)
-            }),
-            Some(internal_request::Body::MemberAttributes(a)) => {
-                super::membership::set_attributes(&self.db, batch.write_batch(), a);
-                return Ok(None);
+    fn complete(&self, o: Outcome) {
+        let Some(completion) = self.wait.take(o.id) else { return };
+        match (o.result, o.wait_physical, completion) {
+            (Ok(body), Some(rev), Completion::Reply(responder)) => {
+                self.answer_after_physical_compaction(responder, body, rev)
             }
-            // Every member answers alike, so the state stays equal.
-            Some(_) | None => {
-                let e = ApiError::new(ErrorCode::NotImplemented, "raftkv: request kind not implemented yet");
-                return Ok(Some(Outcome { id: req.id, result: Err(e), wait_physical: None }));
-            }
-        };
-        let result = match result {
-            Ok(b) => Ok(b),
-            Err(e) => Err(mvcc_error(e).map_err(|fatal| format!("applying request {:x}: {fatal}", req.id))?),
-        };
-        Ok(Some(Outcome { id: req.id, result, wait_physical }))
+            (result, _, completion) => completion.complete(result),
+        }
     }
 
     /// Answers a physical compaction from a read worker, which waits for the
     /// background removal to finish.
-    fn answer_after_physical_compaction(&self, responder: Responder, body: Body, revision: i64) {
+    fn answer_after_physical_compaction(
+        &self,
+        responder: crate::plumbing::outbox::Responder,
+        body: Body,
+        revision: i64,
+    ) {
         let Body::Compact(response) = body else { return responder.respond(body) };
         let job = ReadJob { kind: ReadKind::PhysicalCompaction { revision, response }, responder };
         if let Err(e) = self.reads.send(job) {

@@ -87,6 +87,11 @@ impl<T> RingingSender<T> {
         self.tx.as_ref().is_some_and(|tx| tx.is_full())
     }
 
+    /// Wakes the owner without a message (something it polls changed).
+    pub fn ring(&self) {
+        self.bell.ring();
+    }
+
     pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
         let Some(tx) = &self.tx else { return Err(SendTimeoutError::Disconnected(msg)) };
         tx.send_timeout(msg, timeout)?;

@@ -1,14 +1,17 @@
-//! Proposals waiting to be applied: request id -> where to send the answer.
+//! Proposals waiting to be applied: request id -> who wants the outcome.
 //!
-//! The client I/O thread registers a waiter before proposing; the apply
-//! thread takes it when the entry with that id is applied and answers.
-//! Entries never applied (a dropped proposal, a lost leader) expire: the
-//! raft thread sweeps them and answers with a timeout. Sharded to keep lock
-//! contention low; bounded so a flood of proposals cannot grow it forever.
+//! The proposer registers a waiter before proposing; the apply thread takes
+//! it when the entry with that id is applied and completes it. Entries never
+//! applied (a dropped proposal, a lost leader) expire: the raft thread
+//! sweeps them with one deadline sweep and answers with a timeout. Sharded
+//! to keep lock contention low; bounded so a flood of proposals cannot grow
+//! it forever. Owns only the waiting; never decides an outcome.
 
-use super::respond::Responder;
-use crate::api::ApiError;
+use super::errors::ApiError;
+use super::outbox::Responder;
+use crate::proto::raftkvpb::client_response::Body;
 use crate::proto::raftkvpb::ErrorCode;
+use crossbeam_channel::Sender;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -16,8 +19,38 @@ use std::time::Instant;
 
 const SHARDS: usize = 16;
 
+/// Who receives a proposal's outcome: a client's connection, or a part of
+/// the node that proposed on its own behalf (through a bounded channel of
+/// one, so completing never blocks).
+#[derive(Debug)]
+pub enum Completion {
+    Reply(Responder),
+    Notify(Sender<Result<Body, ApiError>>),
+}
+
+impl Completion {
+    pub fn complete(self, r: Result<Body, ApiError>) {
+        match self {
+            Completion::Reply(responder) => responder.answer(r),
+            Completion::Notify(tx) => {
+                let _ = tx.try_send(r);
+            }
+        }
+    }
+
+    pub fn fail(self, e: ApiError) {
+        self.complete(Err(e));
+    }
+}
+
+impl From<Responder> for Completion {
+    fn from(r: Responder) -> Completion {
+        Completion::Reply(r)
+    }
+}
+
 struct Waiter {
-    responder: Responder,
+    completion: Completion,
     deadline: Instant,
 }
 
@@ -40,16 +73,16 @@ impl WaitRegistry {
         &self.shards[(id as usize ^ (id >> 32) as usize) % SHARDS]
     }
 
-    /// Registers a waiter. Refuses (handing the responder back) when full.
-    pub fn register(&self, id: u64, responder: Responder, deadline: Instant) -> Result<(), Responder> {
+    /// Registers a waiter. Refuses (handing the completion back) when full.
+    pub fn register(&self, id: u64, completion: Completion, deadline: Instant) -> Result<(), Completion> {
         if self.len.load(Ordering::Relaxed) >= self.capacity {
-            return Err(responder);
+            return Err(completion);
         }
         let mut shard = match self.shard(id).lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if shard.insert(id, Waiter { responder, deadline }).is_none() {
+        if shard.insert(id, Waiter { completion, deadline }).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -64,14 +97,14 @@ impl WaitRegistry {
     }
 
     /// Takes the waiter of `id`, if it is still waiting.
-    pub fn take(&self, id: u64) -> Option<Responder> {
+    pub fn take(&self, id: u64) -> Option<Completion> {
         let mut shard = match self.shard(id).lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
         let w = shard.remove(&id)?;
         self.len.fetch_sub(1, Ordering::Relaxed);
-        Some(w.responder)
+        Some(w.completion)
     }
 
     /// Answers every waiter past its deadline with `error`.
@@ -87,7 +120,7 @@ impl WaitRegistry {
             };
             self.len.fetch_sub(expired.len(), Ordering::Relaxed);
             for w in expired {
-                w.responder.fail(error.clone());
+                w.completion.fail(error.clone());
             }
         }
     }
