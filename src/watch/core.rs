@@ -185,8 +185,6 @@ impl<S: WatchStore> WatchCore<S> {
         }
         let refusal = if is_empty_range(&c.key, &c.range_end) {
             Some(REASON_EMPTY_RANGE.to_string())
-        } else if c.start_revision < 0 {
-            Some(format!("raftkv: start revision {} is negative", c.start_revision))
         } else if c.watch_id != 0 && stream.watchers.contains_key(&c.watch_id) {
             Some(REASON_DUPLICATE_ID.to_string())
         } else if c.watch_id < 0 {
@@ -219,7 +217,12 @@ impl<S: WatchStore> WatchCore<S> {
             stream.next_watch_id += 1;
             stream.next_watch_id - 1
         };
-        let next_rev = if c.start_revision == 0 { current + 1 } else { c.start_revision };
+        // As etcd: 0 is "from now"; a negative start is compacted if it is
+        // below the compaction revision (-1 before any compaction), and
+        // "from now" otherwise.
+        let compacted = self.store.compact_revision();
+        let from_now = c.start_revision == 0 || (c.start_revision < 0 && c.start_revision >= compacted);
+        let next_rev = if from_now { current + 1 } else { c.start_revision };
         let created =
             WatchResponse { header: Some((self.header)(current)), watch_id, created: true, ..Default::default() };
         if stream.sender.send_control(Body::Watch(created)).is_err() {
@@ -350,10 +353,14 @@ impl<S: WatchStore> WatchCore<S> {
         let max = self.cfg.max_response_bytes;
         let mut next_rev = w.next_rev;
         let mut result = Ok(());
-        for group in split_responses(events, max) {
+        let groups = split_responses(events, max);
+        let count = groups.len();
+        for (i, group) in groups.into_iter().enumerate() {
             let group_first = group.first().map_or(next_rev, revision_of);
             let group_last = group.last().map_or(next_rev, revision_of);
-            let header = Some((self.header)(group_last));
+            // The last response of a delivery speaks for everything it
+            // covers (as etcd, whose replay carries the current revision).
+            let header = Some((self.header)(if i + 1 == count { covered.max(group_last) } else { group_last }));
             let sent = if fragment && group_size(&group) > max {
                 send_fragments(&stream.sender, header, watch_id, group, max)
             } else {
@@ -453,8 +460,9 @@ impl<S: WatchStore> WatchCore<S> {
         let (key, watch_id) = (w.stream, w.watch_id);
         if let Some(stream) = self.streams.get_mut(&key) {
             stream.watchers.remove(&watch_id);
+            // etcd's cancel for compaction carries no header revision.
             let r = WatchResponse {
-                header: Some((self.header)(self.store.current_revision())),
+                header: Some((self.header)(0)),
                 watch_id,
                 canceled: true,
                 compact_revision: compacted,

@@ -448,3 +448,36 @@ fn ended_streams_are_forgotten() {
     h.tick();
     assert_eq!((h.core.stream_count(), h.core.watcher_count()), (0, 0));
 }
+
+#[test]
+fn negative_start_revisions_behave_as_in_etcd() {
+    let mut h = Harness::new(WatchConfig::default());
+    // A fresh store's compaction revision is -1, as etcd's.
+    h.store.compact(-1);
+    let now = h.open(create("k", "", -1), 1 << 20);
+    let below = h.open(create("k", "", -5), 1 << 20);
+    h.tick();
+    let evs = h.store.put(&["k"]);
+    h.commit(evs);
+    let r = now.received();
+    assert!(r[0].created && !r[0].canceled);
+    assert_eq!(events_of(&r[1..]), vec![(1, "k".into())], "-1 is from now");
+    let r = below.received();
+    assert!(r[1].canceled && r[1].compact_revision == -1, "{r:?}");
+}
+
+#[test]
+fn a_replay_answers_with_the_revision_it_covers() {
+    let mut h = Harness::new(WatchConfig::default());
+    let evs = h.store.put(&["k"]);
+    h.commit(evs);
+    for _ in 0..3 {
+        let evs = h.store.put(&["other"]);
+        h.commit(evs);
+    }
+    let c = h.open(create("k", "", 1), 1 << 20);
+    h.tick();
+    let r = c.received();
+    assert_eq!(events_of(&r[1..]), vec![(1, "k".into())]);
+    assert_eq!(r[1].header.as_ref().unwrap().revision, 4, "the current revision, as etcd");
+}
