@@ -65,6 +65,29 @@ pub enum Op {
         #[arg(long, default_value_t = 1)]
         txn_ops: u64,
     },
+    /// Watchers on the key space and `total` puts to it (from `clients`
+    /// threads over `conns` connections): events delivered per second and
+    /// put-to-event latency.
+    Watch {
+        /// Watchers in all, each on one key of the key space.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// Connections the watchers are spread over.
+        #[arg(long, default_value_t = 10)]
+        watch_conns: usize,
+        /// Extra connections with the same watchers that never read.
+        #[arg(long, default_value_t = 0)]
+        stalled_conns: usize,
+        /// Every watcher watches the whole key space (one prefix).
+        #[arg(long)]
+        prefix: bool,
+        /// Puts per second in all (0: as fast as the clients go).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+    },
+    /// `clients` watchers on one key, `total` sequential puts to it: the
+    /// latency from just before each put to its event at every watcher.
+    WatchLatency,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +104,8 @@ impl BenchArgs {
             Op::Range { consistency: Consistency::L } => "range-linearizable",
             Op::Range { consistency: Consistency::S } => "range-serializable",
             Op::TxnPut { .. } => "txn-put",
+            Op::Watch { .. } => "watch",
+            Op::WatchLatency => "watch-latency",
         }
     }
 
@@ -98,6 +123,11 @@ impl BenchArgs {
         }
         if c.endpoints.iter().all(|e| e.trim().is_empty()) {
             return Err("--endpoints is empty".into());
+        }
+        if let Op::Watch { watchers, watch_conns, .. } = self.op {
+            if watchers == 0 || watch_conns == 0 {
+                return Err("--watchers and --watch-conns must be at least 1".into());
+            }
         }
         if let Op::TxnPut { txn_ops } = self.op {
             if txn_ops == 0 {

@@ -5,12 +5,13 @@
 //! p90_ms, p99_ms, p999_ms, max_ms, errors`). Layout: `args` (flags),
 //! `workload` (requests), `driver` (one connection's clients), `runner`
 //! (the connections' threads and merging their measurements), `report`
-//! (histogram and the JSON line).
+//! (histogram and the JSON line), `watch` (the watch workloads).
 
 pub mod args;
 pub mod driver;
 pub mod report;
 pub mod runner;
+pub mod watch;
 pub mod workload;
 
 use clap::Parser;
@@ -31,6 +32,23 @@ pub fn main() -> i32 {
     }
     // The progress bar (on stderr) only when a person is watching.
     let show_progress = std::io::stdout().is_terminal();
+    if let Some(plan) = watch::Plan::of(&args) {
+        return match watch::run(&args, &plan) {
+            Ok(report) => {
+                if report.errors > 0 {
+                    eprintln!("raftkv-bench: {} events or puts missing", report.errors);
+                }
+                let mut out = std::io::stdout();
+                let _ = out.write_all(report.json_line().as_bytes());
+                let _ = out.flush();
+                0
+            }
+            Err(e) => {
+                eprintln!("raftkv-bench: {e}");
+                1
+            }
+        };
+    }
     match runner::run(&args, show_progress) {
         Ok(outcome) => {
             if let Some(e) = &outcome.first_error {

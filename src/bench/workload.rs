@@ -88,6 +88,12 @@ impl Workload {
                     .collect();
                 Body::Txn(TxnRequest { compare: Vec::new(), success, failure: Vec::new() })
             }
+            // The watch workloads make their own puts (`watch.rs`).
+            Op::Watch { .. } | Op::WatchLatency => Body::Put(PutRequest {
+                key: self.key(self.key_number(i, rng)),
+                value: self.value.clone(),
+                ..Default::default()
+            }),
         }
     }
 }
