@@ -24,6 +24,7 @@ pub mod proposer;
 pub mod raft_loop;
 pub mod reads;
 pub mod status;
+pub mod watch_store;
 
 use crate::mvcc::KvStore;
 use crate::plumbing::doorbell::{self, Doorbell, RingingSender};
@@ -214,8 +215,9 @@ impl Server {
             ..WatchConfig::default()
         };
         let header_status = status.clone();
-        let core =
-            WatchCore::new(kv.clone(), watch_cfg, Box::new(move |rev| header_status.header(rev)), open_streams.clone());
+        // Behind the snapshot gate, like the read workers.
+        let store = Arc::new(watch_store::GatedStore { kv: kv.clone(), gate: gate.clone() });
+        let core = WatchCore::new(store, watch_cfg, Box::new(move |rev| header_status.header(rev)), open_streams.clone());
         let watch_stop = Arc::new(AtomicBool::new(false));
         let dispatcher = WatchDispatcher {
             core,
