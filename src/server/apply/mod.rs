@@ -230,3 +230,6 @@ impl ApplyLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The apply loop's routing, stepped without threads: entries in, waiters
+//! completed, events handed to the watch feed after the commit, member
+//! records staged and read back within one batch, nothing applied twice.
+
+use super::router::{NotImplemented, Router};
+use super::ApplyLoop;
+use crate::mvcc::KvStore;
+use crate::plumbing::doorbell::{self, Doorbell};
+use crate::plumbing::wait::{Completion, WaitRegistry};
+use crate::proto::etcdserverpb::{LeaseGrantRequest, Member, PutRequest};
+use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest, MemberAttributes, MemberContext};
+use crate::proto::mvccpb::Event;
+use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
+use crate::proto::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
+use crate::server::apply::kv::KvApplier;
+use crate::server::apply::membership::MembershipApplier;
+use crate::server::status::NodeStatus;
+use crate::storage::Db;
+use crate::watch::EventFeed;
+use crossbeam_channel::{bounded, Receiver};
+use prost::Message as _;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ME: u64 = 7;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    apply: ApplyLoop,
+    events: Receiver<Vec<Event>>,
+    next_index: u64,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(&dir.path().join("db")).unwrap());
+    let kv = Arc::new(KvStore::open(db.clone()).unwrap());
+    let status = Arc::new(NodeStatus::new(1, ME));
+    let (bell, raft_bell) = (Doorbell::new(), Doorbell::new());
+    let (ev_tx, ev_rx) = doorbell::channel(16, &Doorbell::new());
+    let (_apply_tx, apply_rx) = doorbell::channel(4, &bell);
+    let (ctrl_tx, _ctrl_rx) = doorbell::channel(4, &raft_bell);
+    let (reads_tx, _reads_rx) = bounded(4);
+    let router = Router {
+        kv: KvApplier::new(status.clone(), Some(EventFeed::new(ev_tx, Arc::new(AtomicBool::new(false))))),
+        membership: MembershipApplier::open(db.clone(), status.clone(), ME).unwrap(),
+        lease: Box::new(NotImplemented("lease")),
+        maintenance: Box::new(NotImplemented("alarm")),
+    };
+    let apply = ApplyLoop {
+        kv,
+        db,
+        router,
+        rx: apply_rx,
+        bell,
+        raft_bell,
+        raft_backlog: Arc::new(AtomicBool::new(false)),
+        wait: Arc::new(WaitRegistry::new(64)),
+        status,
+        reads: reads_tx,
+        control: ctrl_tx,
+        member_id: ME,
+        snapshot_count: 10_000,
+    };
+    Harness { _dir: dir, apply, events: ev_rx, next_index: 1 }
+}
+
+impl Harness {
+    fn entry(&mut self, t: EntryType, data: Vec<u8>) -> Entry {
+        let e = Entry { entry_type: t as i32, term: 1, index: self.next_index, data: data.into() };
+        self.next_index += 1;
+        e
+    }
+
+    fn request(&mut self, id: u64, member: u64, body: Req) -> Entry {
+        let data = InternalRequest { id, member_id: member, body: Some(body) }.encode_to_vec();
+        self.entry(EntryType::EntryNormal, data)
+    }
+
+    fn wait_for(&self, id: u64) -> Receiver<Result<Body, crate::plumbing::ApiError>> {
+        let (tx, rx) = bounded(1);
+        self.apply.wait.register(id, Completion::Notify(tx), Instant::now() + Duration::from_secs(60)).unwrap();
+        rx
+    }
+}
+
+fn put(key: &str) -> Req {
+    Req::Put(PutRequest { key: key.as_bytes().to_vec().into(), value: "v".into(), ..Default::default() })
+}
+
+#[test]
+fn requests_are_routed_and_their_waiters_completed_after_the_commit() {
+    let mut h = harness();
+    let mine = h.wait_for(1);
+    let lease = h.wait_for(2);
+    let entries = vec![h.request(1, ME, put("a")), h.request(2, ME, Req::LeaseGrant(LeaseGrantRequest::default()))];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    match mine.try_recv().unwrap().unwrap() {
+        Body::Put(p) => assert_eq!(p.header.unwrap().revision, 2),
+        other => panic!("{other:?}"),
+    }
+    let e = lease.try_recv().unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotImplemented, "the lease domain is not built yet: {e}");
+    assert_eq!(h.apply.kv.current_revision(), 2);
+}
+
+#[test]
+fn events_go_to_the_watch_feed_once_per_committed_batch_in_order() {
+    let mut h = harness();
+    let entries = vec![h.request(1, 99, put("a")), h.request(2, 99, put("b"))];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    let evs = h.events.try_recv().expect("one hand-over for the batch");
+    let revs: Vec<i64> = evs.iter().map(|e| e.kv.as_ref().unwrap().mod_revision).collect();
+    assert_eq!(revs, vec![2, 3]);
+    assert!(h.events.try_recv().is_err());
+    // Replayed entries (at or below the consistent index) change nothing.
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    assert!(h.events.try_recv().is_err(), "nothing applied twice");
+    assert_eq!(h.apply.kv.current_revision(), 3);
+}
+
+#[test]
+fn membership_changes_are_staged_in_memory_and_answered() {
+    let mut h = harness();
+    let member =
+        Member { id: 5, name: "n5".into(), peer_ur_ls: vec!["http://127.0.0.1:1".into()], ..Default::default() };
+    let ctx = MemberContext { member: Some(member), request_id: 3, proposer: ME };
+    let cc = ConfChangeV2 {
+        changes: vec![ConfChangeSingle { change_type: ConfChangeType::ConfChangeAddNode as i32, node_id: 5 }],
+        context: ctx.encode_to_vec().into(),
+        ..Default::default()
+    };
+    let waiter = h.wait_for(3);
+    let cc_entry = h.entry(EntryType::EntryConfChangeV2, cc.encode_to_vec());
+    let cs = ConfState { voters: vec![5, ME], ..Default::default() };
+    // The attributes in the same batch find the member staged just before.
+    let attrs = MemberAttributes { id: 5, name: "renamed".into(), client_urls: vec!["http://127.0.0.1:2".into()] };
+    let attrs_entry = h.request(0, 5, Req::MemberAttributes(attrs));
+    let index = cc_entry.index;
+    h.apply.apply_entries(&[cc_entry, attrs_entry], vec![(index, cs)]).unwrap();
+    match waiter.try_recv().unwrap().unwrap() {
+        Body::MemberList(l) => assert_eq!(l.members.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    let stored = crate::server::members::load(&h.apply.db).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].name.as_str(), stored[0].client_ur_ls.len()), ("renamed", 1));
+}
