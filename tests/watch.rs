@@ -16,7 +16,7 @@ use raftkv::proto::etcdserverpb::{
 };
 use raftkv::proto::mvccpb::event::EventType;
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp, CancelStream, ErrorCode};
-use raftkv::server::config::{Config, RawConfig};
+use raftkv::server::config::Config;
 use std::time::{Duration, Instant};
 
 fn put(c: &mut RawClient, key: &str, value: &str) -> i64 {
@@ -262,25 +262,7 @@ fn bad_watch_requests_get_clear_answers() {
 }
 
 fn cluster(dir: &std::path::Path, n: usize) -> (Vec<Config>, Vec<Node>) {
-    let peers: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-    let initial: Vec<String> = peers.iter().enumerate().map(|(i, p)| format!("n{i}={p}")).collect();
-    let cfgs: Vec<Config> = (0..n)
-        .map(|i| {
-            RawConfig {
-                name: Some(format!("n{i}")),
-                data_dir: Some(dir.join(format!("n{i}")).to_string_lossy().into_owned()),
-                listen_client: Some(format!("127.0.0.1:{}", free_port())),
-                listen_peer: Some(peers[i].clone()),
-                initial_cluster: Some(initial.join(",")),
-                heartbeat_ms: Some(20),
-                election_ms: Some(200),
-                request_timeout_ms: Some(3000),
-                ..Default::default()
-            }
-            .validate(dir)
-            .expect("config")
-        })
-        .collect();
+    let cfgs = cluster_configs(dir, n);
     let nodes: Vec<Node> = cfgs.iter().map(|c| Node::start(c).expect("start")).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !nodes.iter().all(|n| n.status().leader() != 0) {
@@ -326,6 +308,17 @@ fn followers_serve_watches_and_the_client_resumes_on_another_member() {
     // The member serving the watch goes away; the watch resumes elsewhere.
     let gone = nodes.remove(serving);
     gone.stop();
+    // Writes go on once the others agree on a live leader (a write that a
+    // follower forwarded to a leader going away would only time out).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leaders: Vec<u64> = nodes.iter().map(|n| n.status().leader()).collect();
+        if leaders.iter().all(|&l| l == leaders[0]) && nodes.iter().any(|n| n.member_id == leaders[0]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no live leader after a member stopped: {leaders:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for i in 20..40 {
         let r = writer.put_kv(format!("r{i}"), "v").expect("put");
         expected.push(r.header.unwrap().revision);

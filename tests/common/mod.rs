@@ -43,6 +43,29 @@ pub fn single_node_raw(dir: &std::path::Path) -> RawConfig {
     }
 }
 
+/// Configs of an `n`-member cluster in `dir` on fresh ports, fast timings.
+pub fn cluster_configs(dir: &std::path::Path, n: usize) -> Vec<Config> {
+    let peers: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let initial: Vec<String> = peers.iter().enumerate().map(|(i, p)| format!("n{i}={p}")).collect();
+    (0..n)
+        .map(|i| {
+            RawConfig {
+                name: Some(format!("n{i}")),
+                data_dir: Some(dir.join(format!("n{i}")).to_string_lossy().into_owned()),
+                listen_client: Some("127.0.0.1:0".into()),
+                listen_peer: Some(peers[i].clone()),
+                initial_cluster: Some(initial.join(",")),
+                heartbeat_ms: Some(20),
+                election_ms: Some(200),
+                request_timeout_ms: Some(3000),
+                ..Default::default()
+            }
+            .validate(dir)
+            .expect("config")
+        })
+        .collect()
+}
+
 pub struct RawClient {
     stream: TcpStream,
     decoder: FrameDecoder,
