@@ -217,7 +217,8 @@ impl Server {
         let header_status = status.clone();
         // Behind the snapshot gate, like the read workers.
         let store = Arc::new(watch_store::GatedStore { kv: kv.clone(), gate: gate.clone() });
-        let core = WatchCore::new(store, watch_cfg, Box::new(move |rev| header_status.header(rev)), open_streams.clone());
+        let core =
+            WatchCore::new(store, watch_cfg, Box::new(move |rev| header_status.header(rev)), open_streams.clone());
         let watch_stop = Arc::new(AtomicBool::new(false));
         let dispatcher = WatchDispatcher {
             core,
