@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh [RESULTS_FILE]            # a fresh single node (default: bench-results.jsonl)
 #   scripts/bench.sh --cluster [RESULTS_FILE]  # fresh 3-node clusters (3 of them: report medians)
+#   scripts/bench.sh --watch [RESULTS_FILE]    # the watch matrix on fresh 3-node clusters
 #   TOTAL=50000 scripts/bench.sh               # requests per run (default: per workload,
 #                                              # a few seconds each on a 2-core machine)
 #   RUNS=5 scripts/bench.sh --cluster          # fresh clusters to run the matrix on
@@ -16,8 +17,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode=single
+matrix=kv
 if [ "${1:-}" = "--cluster" ]; then
   mode=cluster
+  shift
+elif [ "${1:-}" = "--watch" ]; then
+  mode=cluster
+  matrix=watch
   shift
 fi
 results="${1:-bench-results.jsonl}"
@@ -102,8 +108,32 @@ bench() {
   "$bin/raftkv-bench" --endpoints "$endpoints" --total "$n" "$@" | tee -a "$results"
 }
 
+# The member's resident memory in kB ($1: its pid; VmRSS or VmHWM).
+mem_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# The watch matrix (issue figures): put-to-event latency with one watcher;
+# 10,000 watchers on one member; a stalled client among 1,000 watchers
+# (and the same without it); 100 prefix watchers under the put100 load.
+watch_matrix() {
+  local first="${endpoints%%,*}" before after
+  bench 2000 --conns 1 --clients 1 watch-latency
+  before=$(mem_kb "${pids[0]}" VmRSS)
+  "$bin/raftkv-bench" --endpoints "$first" --total "${TOTAL:-10000}" --clients 10 --conns 2 --key-space 10000 \
+    watch --watchers 10000 --watch-conns 100 --rate 1000 | tee -a "$results"
+  after=$(mem_kb "${pids[0]}" VmHWM)
+  echo "{\"watchers\":10000,\"rss_before_kb\":$before,\"peak_rss_kb\":$after,\"kb_per_watcher\":$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", (a - b) / 10000}'),\"run\":$run}" | tee -a "$results"
+  bench 5000 --clients 10 --conns 2 --key-space 100 watch --watchers 1000 --watch-conns 10 --rate 1000
+  bench 5000 --clients 10 --conns 2 --key-space 100 watch --watchers 1000 --watch-conns 10 --rate 1000 --stalled-conns 1
+  bench 100000 --clients 100 --conns 10 --key-space 100000 watch --watchers 100 --watch-conns 10 --prefix
+}
+
 for run in $(seq 1 "$runs"); do
   start_nodes
+  if [ "$matrix" = watch ]; then
+    watch_matrix
+    stop_nodes
+    continue
+  fi
   bench 10000 --conns 1 --clients 1 put
   bench 100000 --conns 10 --clients 100 put
   bench 100000 --conns 32 --clients 512 put
