@@ -518,3 +518,164 @@ fn a_malformed_endpoint_is_refused_at_once() {
         show(b"Error: invalid endpoint \"127.0.0.1:22399 127.0.0.1:22379\": expected HOST:PORT\n")
     );
 }
+
+// ---------------------------------------------------------------- watch
+
+/// A watch capture's stdout (`tests/captures/etcdctl/watch/`).
+fn watch_capture(name: &str) -> Vec<u8> {
+    std::fs::read(captures_dir().join(format!("watch/{name}.stdout"))).expect("watch capture")
+}
+
+/// etcdctl's JSON of a `clientv3.WatchResponse`, read back.
+fn watch_of(v: &serde_json::Value) -> raftkv::proto::etcdserverpb::WatchResponse {
+    use raftkv::proto::mvccpb::Event;
+    let h = &v["Header"];
+    let n = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_i64()).unwrap_or(0);
+    let u = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    raftkv::proto::etcdserverpb::WatchResponse {
+        header: Some(ResponseHeader {
+            cluster_id: u(h, "cluster_id"),
+            member_id: u(h, "member_id"),
+            revision: n(h, "revision"),
+            raft_term: u(h, "raft_term"),
+        }),
+        events: v["Events"]
+            .as_array()
+            .expect("Events")
+            .iter()
+            .map(|e| Event {
+                r#type: n(e, "type") as i32,
+                kv: e.get("kv").map(kv_of),
+                prev_kv: e.get("prev_kv").map(kv_of),
+            })
+            .collect(),
+        compact_revision: n(v, "CompactRevision"),
+        canceled: v["Canceled"].as_bool().expect("Canceled"),
+        created: v["Created"].as_bool().expect("Created"),
+        ..Default::default()
+    }
+}
+
+/// The JSON lines of a watch capture, as responses.
+fn watch_json(name: &str) -> Vec<(String, raftkv::proto::etcdserverpb::WatchResponse)> {
+    // Other lines (simple output, exec output) may be binary.
+    String::from_utf8_lossy(&watch_capture(name))
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| (l.to_string(), watch_of(&serde_json::from_str(l).expect("JSON line"))))
+        .collect()
+}
+
+#[test]
+fn watch_json_matches_every_captured_line() {
+    let text = std::fs::read_to_string(captures_dir().join("watch/cases.tsv")).expect("cases.tsv");
+    let mut checked = 0;
+    for name in text.lines().skip(1).filter_map(|l| l.split('\t').next()) {
+        if name.starts_with("gw_") {
+            continue; // the gateway's JSON, not etcdctl's
+        }
+        for (line, resp) in watch_json(name) {
+            assert_eq!(json::watch(&resp), format!("{line}\n"), "{name}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} watch JSON lines checked");
+}
+
+#[test]
+fn watch_simple_matches_captures_of_the_same_events() {
+    // (JSON capture, simple capture of the same events)
+    let pairs = [
+        ("json", "simple"),
+        ("json_sigterm", "simple_sighup"),
+        ("prefix_json", "prefix"),
+        ("range_json", "range"),
+        ("del_prefix_one_rev", "del_prefix_one_rev_simple"),
+        ("prevkv_json", "prevkv"),
+        ("txn_prefix_json", "txn_prefix"),
+        ("value_special_json", "value_special"),
+        ("rev1_history_json", "rev1_history"),
+        ("compacted_json", "compacted"),
+        ("compacted_rev_negative1_json", "compacted_rev_negative1"),
+        ("compacted_rev_equal_json", "compacted_rev_equal"),
+    ];
+    let p = printer(Format::Simple, false);
+    for (j, s) in pairs {
+        let mut ours = Vec::new();
+        for (_, r) in watch_json(j) {
+            ours.extend(p.watch(&r).expect("simple"));
+        }
+        assert_eq!(show(&ours), show(&watch_capture(s)), "{j} -> {s}");
+    }
+    // --hex: `hex` saw a put of foo=bar and its delete.
+    let mut ours = Vec::new();
+    let (put, del) = (&watch_json("json")[0].1, &watch_json("json")[2].1);
+    for r in [put, del] {
+        ours.extend(printer(Format::Simple, true).watch(r).expect("hex"));
+    }
+    assert_eq!(show(&ours), show(&watch_capture("hex")));
+}
+
+fn watch_kv(key: &str, value: &str, create: i64, modr: i64, version: i64) -> KeyValue {
+    KeyValue {
+        key: key.as_bytes().to_vec().into(),
+        create_revision: create,
+        mod_revision: modr,
+        version,
+        value: value.as_bytes().to_vec().into(),
+        lease: 0,
+    }
+}
+
+fn watch_resp(revision: i64, events: Vec<raftkv::proto::mvccpb::Event>) -> raftkv::proto::etcdserverpb::WatchResponse {
+    raftkv::proto::etcdserverpb::WatchResponse {
+        header: Some(ResponseHeader {
+            cluster_id: 1655555989984167666,
+            member_id: 8634260996663806492,
+            revision,
+            raft_term: 2,
+        }),
+        events,
+        ..Default::default()
+    }
+}
+
+fn ev(t: i32, kv: KeyValue, prev: Option<KeyValue>) -> raftkv::proto::mvccpb::Event {
+    raftkv::proto::mvccpb::Event { r#type: t, kv: Some(kv), prev_kv: prev }
+}
+
+#[test]
+fn watch_fields_and_protobuf_match_captures() {
+    let p = printer(Format::Fields, false);
+    // `fields`: put foo bar, put foo baz, del foo.
+    let del = KeyValue { key: b"foo".to_vec().into(), mod_revision: 15, ..Default::default() };
+    let mut ours = Vec::new();
+    for r in [
+        watch_resp(13, vec![ev(0, watch_kv("foo", "bar", 12, 13, 2), None)]),
+        watch_resp(14, vec![ev(0, watch_kv("foo", "baz", 12, 14, 3), None)]),
+        watch_resp(15, vec![ev(1, del, None)]),
+    ] {
+        ours.extend(p.watch(&r).expect("fields"));
+    }
+    assert_eq!(show(&ours), show(&watch_capture("fields")));
+    // `prevkv_fields`: the prev kv first, prefixed.
+    let mut ours = Vec::new();
+    for r in [
+        watch_resp(66, vec![ev(0, watch_kv("pk", "v1", 66, 66, 1), None)]),
+        watch_resp(67, vec![ev(0, watch_kv("pk", "v2", 66, 67, 2), Some(watch_kv("pk", "v1", 66, 66, 1)))]),
+    ] {
+        ours.extend(p.watch(&r).expect("fields"));
+    }
+    assert_eq!(show(&ours), show(&watch_capture("prevkv_fields")));
+    // `compacted_fields`: the cancel response's header, revision 0.
+    let (_, cancel) = &watch_json("compacted_json")[0];
+    assert_eq!(show(&p.watch(cancel).expect("fields")), show(&watch_capture("compacted_fields")));
+    // `protobuf`: a put of foo=bar, without watch id.
+    let r = watch_resp(17, vec![ev(0, watch_kv("foo", "bar", 16, 17, 2), None)]);
+    let mut with_id = r.clone();
+    with_id.watch_id = 3;
+    assert_eq!(printer(Format::Protobuf, false).watch(&with_id).expect("protobuf"), watch_capture("protobuf"));
+    // `table`: refused when the first response comes.
+    let e = printer(Format::Table, false).watch(&r).expect_err("table");
+    assert_eq!((e.code, e.stderr_line()), (4, "Error: table not supported as output format\n".to_string()));
+}

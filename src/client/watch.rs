@@ -44,6 +44,8 @@ pub struct Watch {
     partial: Option<WatchResponse>,
     /// The stream was resumed since `next` last returned.
     resumed: bool,
+    /// The server's cancel response, once the watch was canceled.
+    canceled: Option<WatchResponse>,
 }
 
 impl Client {
@@ -59,6 +61,7 @@ impl Client {
             watch_id: 0,
             partial: None,
             resumed: false,
+            canceled: None,
         };
         w.open(Instant::now() + self.options().request_timeout)?;
         Ok(w)
@@ -81,6 +84,13 @@ impl Watch {
         self.next_rev
     }
 
+    /// The server's response that canceled this watch (compaction, or a
+    /// refused create), as it came: etcdctl prints it. `None` while the
+    /// watch is live.
+    pub fn cancel_response(&self) -> Option<&WatchResponse> {
+        self.canceled.as_ref()
+    }
+
     /// Whether the stream was re-opened since the last call (a resume).
     pub fn take_resumed(&mut self) -> bool {
         std::mem::take(&mut self.resumed)
@@ -95,7 +105,9 @@ impl Watch {
         match stream.recv_deadline(deadline) {
             Ok(client_response::Body::Watch(r)) if r.created => {
                 if r.canceled {
-                    return Err(ClientError::Api(ApiError::new(ErrorCode::WatchCanceled, r.cancel_reason)));
+                    let reason = r.cancel_reason.clone();
+                    self.canceled = Some(r);
+                    return Err(ClientError::Api(ApiError::new(ErrorCode::WatchCanceled, reason)));
                 }
                 self.watch_id = r.watch_id;
                 if self.next_rev == 0 {
@@ -179,6 +191,7 @@ impl Watch {
         }
         if r.canceled {
             self.stream = None;
+            self.canceled = Some(r.clone());
             if r.compact_revision != 0 {
                 return Err(ClientError::Api(ApiError::new(
                     ErrorCode::Compacted,

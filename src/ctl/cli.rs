@@ -11,6 +11,7 @@
 use super::exit::{CtlError, EXIT_ERROR};
 use super::gofmt;
 use super::ops::{DelFlags, GetFlags, PutFlags};
+use super::watch_args::WatchFlags;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -59,6 +60,11 @@ pub enum Command {
     Txn(TxnArgs),
     /// Compacts the event history in etcd
     Compaction(CompactionArgs),
+    /// Watches events stream on keys or prefixes
+    #[command(
+        override_usage = "raftkvctl watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]"
+    )]
+    Watch(WatchArgs),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
     /// Membership related commands
@@ -147,6 +153,28 @@ pub struct TxnArgs {
     /// Input transaction in interactive mode
     #[arg(short = 'i', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub interactive: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct WatchArgs {
+    /// [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]
+    #[arg(value_parser = clap::value_parser!(OsString))]
+    pub args: Vec<OsString>,
+    /// Interactive mode
+    #[arg(short = 'i', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub interactive: Option<String>,
+    /// Watch on a prefix if prefix is set
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prefix: Option<String>,
+    /// Revision to start watching [default: 0]
+    #[arg(long, allow_hyphen_values = true, value_name = "REV")]
+    pub rev: Option<String>,
+    /// get the previous key-value pair before the event happens
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub prev_kv: Option<String>,
+    /// get periodic watch progress notification from server (as etcdctl 3.5)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub progress_notify: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -244,6 +272,21 @@ impl PutArgs {
             ignore_value: bool_value(&self.ignore_value, "--ignore-value")?,
             ignore_lease: bool_value(&self.ignore_lease, "--ignore-lease")?,
         })
+    }
+}
+
+impl WatchArgs {
+    /// The flags, checked as pflag does while parsing (exit 1).
+    pub fn flags(&self) -> Result<(bool, WatchFlags), CtlError> {
+        Ok((
+            bool_value(&self.interactive, "--interactive")?,
+            WatchFlags {
+                prefix: bool_value(&self.prefix, "--prefix")?,
+                rev: int_value(&self.rev, "--rev")?,
+                prev_kv: bool_value(&self.prev_kv, "--prev-kv")?,
+                progress_notify: bool_value(&self.progress_notify, "--progress-notify")?,
+            },
+        ))
     }
 }
 

@@ -16,6 +16,8 @@ pub const EXIT_BAD_CONNECTION: i32 = 2;
 pub const EXIT_INVALID_INPUT: i32 = 3;
 /// An unsupported output format or option value.
 pub const EXIT_BAD_FEATURE: i32 = 4;
+/// etcdctl's ExitInterrupted: a watch the server canceled.
+pub const EXIT_INTERRUPTED: i32 = 5;
 /// Wrong arguments.
 pub const EXIT_BAD_ARGS: i32 = 128;
 

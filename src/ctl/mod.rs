@@ -6,19 +6,24 @@
 //! (global flags, clients), `ops` (requests from get/put/del flags),
 //! `txn_parse` (the txn grammar), `print` (output formats), `gofmt` (Go
 //! texts), `exit` (codes), and one module per command group (`cmd_kv`,
-//! `cmd_txn`, `cmd_endpoint`, `cmd_member`).
+//! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_watch` with
+//! `watch_args`, `watch_exec` and `watch_session`).
 
 pub mod cli;
 pub mod cmd_endpoint;
 pub mod cmd_kv;
 pub mod cmd_member;
 pub mod cmd_txn;
+pub mod cmd_watch;
 pub mod exit;
 pub mod gofmt;
 pub mod ops;
 pub mod print;
 pub mod settings;
 pub mod txn_parse;
+pub mod watch_args;
+pub mod watch_exec;
+pub mod watch_session;
 
 use cli::{Command, EndpointCommand, MemberCommand, Parsed};
 use exit::{CtlError, EXIT_SUCCESS};
@@ -27,9 +32,10 @@ use settings::Settings;
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 
-/// The process's standard streams, or buffers in tests.
+/// The process's standard streams, or buffers in tests. Stdin is owned so
+/// that `watch -i` can read it on a thread of its own.
 pub struct Io<'a> {
-    pub stdin: &'a mut dyn BufRead,
+    pub stdin: Box<dyn BufRead + Send>,
     pub stdout: &'a mut dyn Write,
     pub stderr: &'a mut dyn Write,
 }
@@ -38,18 +44,17 @@ pub struct Io<'a> {
 /// code.
 pub fn main() -> i32 {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    let stdin = std::io::stdin();
-    let mut stdin = stdin.lock();
+    let stdin = Box::new(std::io::BufReader::new(std::io::stdin()));
     let stdout = std::io::stdout();
     let mut stdout = stdout.lock();
     let stderr = std::io::stderr();
     let mut stderr = stderr.lock();
-    run(argv, &mut Io { stdin: &mut stdin, stdout: &mut stdout, stderr: &mut stderr })
+    run(argv, &mut Io { stdin, stdout: &mut stdout, stderr: &mut stderr })
 }
 
 /// Runs one command line (program name first).
 pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
-    let cli = match cli::parse(argv) {
+    let cli = match cli::parse(argv.clone()) {
         Parsed::Run(cli) => cli,
         Parsed::Info(text) => {
             let _ = io.stdout.write_all(text.as_bytes());
@@ -79,6 +84,8 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
         Command::Member(a) => match a.command {
             MemberCommand::List => cmd_member::list(&settings).map(|o| (o, None, EXIT_SUCCESS)),
         },
+        // `watch` streams its output as it comes, until it ends.
+        Command::Watch(a) => return cmd_watch::watch(&settings, a, &argv, io),
         Command::Version => Ok((
             Output {
                 stdout: format!("raftkvctl version: {}\nAPI version: 3.4\n", env!("CARGO_PKG_VERSION")).into_bytes(),

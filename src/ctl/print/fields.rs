@@ -8,6 +8,7 @@ use super::super::gofmt::quote;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
     response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
+    WatchResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 use std::fmt::Write as _;
@@ -89,6 +90,21 @@ pub fn del(r: &DeleteRangeResponse) -> Vec<u8> {
 pub fn txn(r: &TxnResponse) -> Vec<u8> {
     let mut out = String::new();
     txn_into(&mut out, r);
+    out.into_bytes()
+}
+
+/// The header, then per event `"Type"`, the previous kv (`Prev...`) if
+/// any, and the kv.
+pub fn watch(r: &WatchResponse) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for e in &r.events {
+        let _ = writeln!(out, "\"Type\" : {}", super::simple::event_type_name(e.r#type));
+        if let Some(prev) = &e.prev_kv {
+            kv(&mut out, "Prev", prev);
+        }
+        kv(&mut out, "", &e.kv.clone().unwrap_or_default());
+    }
     out.into_bytes()
 }
 

@@ -11,9 +11,9 @@ use super::super::gofmt::json_string;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
     response_op, DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse,
+    StatusResponse, TxnResponse, WatchResponse,
 };
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::mvccpb::{Event, KeyValue};
 use base64::Engine as _;
 
 /// A JSON object under construction, omitting empty fields as
@@ -171,6 +171,27 @@ pub fn delete(r: &DeleteRangeResponse) -> String {
 
 pub fn txn(r: &TxnResponse) -> String {
     line(txn_obj(r))
+}
+
+fn event_obj(e: &Event) -> String {
+    Obj::new()
+        .num("type", e.r#type)
+        .opt("kv", e.kv.as_ref().map(key_value))
+        .opt("prev_kv", e.prev_kv.as_ref().map(key_value))
+        .done()
+}
+
+/// clientv3's `WatchResponse` struct as Go encodes it: the header is a
+/// value (always there, `{}` when empty), `Events` is never null, and the
+/// last three fields have no `omitempty`.
+pub fn watch(r: &WatchResponse) -> String {
+    let mut o = Obj::new();
+    o.raw("Header", &header(&r.header.unwrap_or_default()))
+        .raw("Events", &array(&r.events, event_obj))
+        .raw("CompactRevision", &r.compact_revision.to_string())
+        .raw("Canceled", if r.canceled { "true" } else { "false" })
+        .raw("Created", if r.created { "true" } else { "false" });
+    line(o.done())
 }
 
 fn status_obj(s: &StatusResponse) -> String {

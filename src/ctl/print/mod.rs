@@ -13,7 +13,7 @@ pub mod table;
 
 use super::exit::CtlError;
 use crate::proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse,
+    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse, WatchResponse,
 };
 use prost::Message;
 
@@ -134,6 +134,28 @@ impl Printer {
             Format::Protobuf => r.encode_to_vec(),
             Format::Table => return Err(unsupported(self.format)),
         }))
+    }
+
+    /// One watch response as etcdctl's `display.Watch` prints it (table:
+    /// exit 4, when the first response comes).
+    pub fn watch(&self, r: &WatchResponse) -> Result<Vec<u8>, CtlError> {
+        Ok(match self.format {
+            Format::Simple => simple::watch(r, self.hex),
+            Format::Json => json::watch(r).into_bytes(),
+            Format::Fields => fields::watch(r),
+            // etcdctl's pbPrinter rebuilds the response without its watch
+            // id, fragment flag and cancel reason.
+            Format::Protobuf => WatchResponse {
+                header: Some(r.header.unwrap_or_default()),
+                events: r.events.clone(),
+                compact_revision: r.compact_revision,
+                canceled: r.canceled,
+                created: r.created,
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        })
     }
 
     pub fn endpoint_status(&self, list: &[EpStatus]) -> Result<Output, CtlError> {

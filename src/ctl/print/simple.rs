@@ -6,10 +6,11 @@
 
 use super::super::gofmt;
 use super::{EpHealth, EpStatus};
+use crate::proto::etcdserverpb::WatchResponse;
 use crate::proto::etcdserverpb::{
     response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
 };
-use crate::proto::mvccpb::KeyValue;
+use crate::proto::mvccpb::{event::EventType, KeyValue};
 
 /// `\x61\x62` for `ab` (etcdctl's `--hex`).
 fn hex(bytes: &[u8]) -> Vec<u8> {
@@ -68,6 +69,31 @@ pub fn txn(r: &TxnResponse, is_hex: bool) -> Vec<u8> {
             Some(response_op::Response::ResponseTxn(t)) => out.extend(txn(t, is_hex)),
             None => out.extend_from_slice(b"unexpected response <nil>\n"),
         }
+    }
+    out
+}
+
+/// etcd's name of an event type (`PUT`, `DELETE`).
+pub fn event_type_name(t: i32) -> String {
+    match EventType::try_from(t) {
+        Ok(EventType::Put) => "PUT".to_string(),
+        Ok(EventType::Delete) => "DELETE".to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// Per event: the type, then the previous key and value (if the event
+/// carries them), then the key and value. Nothing for a response without
+/// events (progress, cancel).
+pub fn watch(r: &WatchResponse, is_hex: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in &r.events {
+        out.extend_from_slice(event_type_name(e.r#type).as_bytes());
+        out.push(b'\n');
+        if let Some(prev) = &e.prev_kv {
+            kv(&mut out, prev, is_hex, false);
+        }
+        kv(&mut out, &e.kv.clone().unwrap_or_default(), is_hex, false);
     }
     out
 }
