@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Housekeeping period, and the pace of catch-up rounds.
 const TICK: Duration = Duration::from_millis(10);
+/// The period while no stream is open (an idle member stays idle; a new
+/// stream's first command rings the doorbell anyway).
+const IDLE_TICK: Duration = Duration::from_secs(1);
 /// Commands or event batches handled before housekeeping gets a turn.
 const MAX_PER_TURN: usize = 1024;
 
@@ -50,6 +53,8 @@ impl<S: WatchStore> WatchDispatcher<S> {
                     Ok(cmd) => {
                         self.core.handle(cmd);
                         busy = true;
+                        // Housekeeping at the normal pace from now on.
+                        next_tick = next_tick.min(Instant::now() + TICK);
                     }
                     Err(_) => break,
                 }
@@ -60,7 +65,7 @@ impl<S: WatchStore> WatchDispatcher<S> {
                 // above; the gap is what follows.
                 let dropped = self.dropped.swap(false, Ordering::SeqCst);
                 self.core.tick(now, dropped);
-                next_tick = now + TICK;
+                next_tick = now + if self.core.stream_count() == 0 { IDLE_TICK } else { TICK };
             }
             if !busy {
                 self.bell.wait_timeout(next_tick.saturating_duration_since(Instant::now()));
