@@ -123,6 +123,6 @@ export RAFTKV_BIN
 # Says, before a build that will compile RocksDB, that it will take a while.
 announce_first_build() {
   if ! ls "$CARGO_TARGET_DIR"/"$RAFTKV_PROFILE"/build/librocksdb-sys-*/out/librocksdb.a >/dev/null 2>&1; then
-    setup_say "first build on this machine: it compiles RocksDB's C++ (about 12 minutes on 2 cores, once per machine; later builds take seconds to a few minutes). cargo's progress follows."
+    setup_say "first build on this machine: it compiles RocksDB's C++ (about 15 minutes on 2 cores, longer on a busy machine; once per machine, later builds take seconds to a few minutes). cargo's progress follows."
   fi
 }
