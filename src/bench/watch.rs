@@ -46,6 +46,9 @@ pub struct Plan {
     pub total: u64,
     pub rate: u64,
     pub val_size: usize,
+    /// Each put waits until every watcher has its event (watch-latency, as
+    /// etcd's benchmark does).
+    pub wait_each: bool,
 }
 
 impl Plan {
@@ -63,6 +66,7 @@ impl Plan {
                 total: c.total,
                 rate: *rate,
                 val_size: c.val_size,
+                wait_each: false,
             }),
             Op::WatchLatency => Some(Plan {
                 watchers: c.clients,
@@ -75,6 +79,7 @@ impl Plan {
                 total: c.total,
                 rate: 0,
                 val_size: c.val_size,
+                wait_each: true,
             }),
             _ => None,
         }
@@ -111,6 +116,8 @@ struct Shared {
     puts_done: AtomicBool,
     stop: AtomicBool,
     last_event: Mutex<Instant>,
+    /// Signalled when events arrive (for `wait_each`).
+    arrived: std::sync::Condvar,
 }
 
 /// Runs a watch workload.
@@ -126,6 +133,7 @@ pub fn run(args: &BenchArgs, plan: &Plan) -> Result<Report, ClientError> {
         puts_done: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         last_event: Mutex::new(Instant::now()),
+        arrived: std::sync::Condvar::new(),
     });
     // Watchers first, each connection waiting for all its creates.
     let mut readers = Vec::new();
@@ -283,6 +291,7 @@ fn read_events(mut socket: TcpStream, sh: &Shared) -> Latencies {
             if let Ok(mut t) = sh.last_event.lock() {
                 *t = Instant::now();
             }
+            sh.arrived.notify_all();
         }
     }
     lat
@@ -313,6 +322,14 @@ fn put_loop(client: &Client, plan: &Plan, sh: &Shared, next: &AtomicU64, errors:
         if client.put(put).is_err() {
             errors.fetch_add(1, Ordering::SeqCst);
             sh.expected.fetch_sub(plan.watchers_of(k), Ordering::SeqCst);
+        } else if plan.wait_each {
+            // The next put only once every watcher has this one's event
+            // (bounded: a lost event shows as a missing one at the end).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while sh.delivered.load(Ordering::SeqCst) < sh.expected.load(Ordering::SeqCst) && Instant::now() < deadline
+            {
+                std::thread::yield_now();
+            }
         }
     }
 }
@@ -333,6 +350,7 @@ mod tests {
             total: 0,
             rate: 0,
             val_size: 8,
+            wait_each: false,
         }
     }
 
