@@ -13,7 +13,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -27,33 +27,12 @@ struct Node {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 impl Node {
     fn start() -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("127.0.0.1:{client}");
-        let log = std::fs::File::create(dir.path().join("raftkv.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .arg("--config")
-            .arg(manifest_dir().join("config/single.toml"))
-            // The member name of the captures.
-            .args(["--name", "ref", "--log-level", "warn"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client", &endpoint])
-            .args(["--listen-peer", &format!("127.0.0.1:{peer}")])
-            .args(["--initial-cluster", &format!("ref=127.0.0.1:{peer}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start raftkv");
-        let mut node = Node { child, endpoint, peer: format!("127.0.0.1:{peer}"), dir };
+        // The member name of the captures.
+        let (child, endpoint, peer) = spawn_raftkv(&manifest_dir().join("config/single.toml"), "ref", dir.path());
+        let mut node = Node { child, endpoint, peer, dir };
         node.wait_ready();
         node
     }

@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::watch_proxy::WatchProxy;
-use support::{ctl_path, manifest_dir, show};
+use support::{ctl_path, free_port, manifest_dir, show, spawn_raftkv};
 
 /// How long a case may take to show its captured output.
 const OUTPUT_WAIT: Duration = Duration::from_secs(15);
@@ -81,11 +81,6 @@ fn case(name: &str) -> Case {
 
 // ---------------------------------------------------------------- the node
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// A running `raftkv` node; killed (and reaped) when dropped.
 struct Node {
     child: Child,
@@ -97,26 +92,10 @@ impl Node {
     /// A single-member node; `extra` is appended to its TOML config.
     fn start(extra: &str) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("127.0.0.1:{client}");
         let base = std::fs::read_to_string(manifest_dir().join("config/single.toml")).expect("single.toml");
         let config = dir.path().join("node.toml");
         std::fs::write(&config, format!("{base}\n{extra}\n")).expect("config");
-        let log = std::fs::File::create(dir.path().join("raftkv.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--name", "wcap", "--log-level", "warn"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--listen-client", &endpoint])
-            .args(["--listen-peer", &format!("127.0.0.1:{peer}")])
-            .args(["--initial-cluster", &format!("wcap=127.0.0.1:{peer}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start raftkv");
+        let (child, endpoint, _peer) = spawn_raftkv(&config, "wcap", dir.path());
         let mut node = Node { child, endpoint, dir };
         node.wait_ready();
         node

@@ -35,6 +35,41 @@ pub struct Capture {
 /// The package root, as cargo says when it runs the test (the value baked in
 /// at compile time goes stale when a shared target directory serves another
 /// checkout of the same package).
+/// A free port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// A `raftkv` child process: member `name` of its own one-member cluster,
+/// started from `config` on fresh ports with its data and log in `dir`.
+/// Returns the child, its client endpoint and its peer address.
+pub fn spawn_raftkv(
+    config: &std::path::Path,
+    name: &str,
+    dir: &std::path::Path,
+) -> (std::process::Child, String, String) {
+    let (client, peer) = (free_port(), free_port());
+    let endpoint = format!("127.0.0.1:{client}");
+    let peer = format!("127.0.0.1:{peer}");
+    let log = std::fs::File::create(dir.join("raftkv.log")).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .arg("--config")
+        .arg(config)
+        .args(["--name", name, "--log-level", "warn"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--listen-client", &endpoint])
+        .args(["--listen-peer", &peer])
+        .args(["--initial-cluster", &format!("{name}={peer}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start raftkv");
+    (child, endpoint, peer)
+}
+
 pub fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
