@@ -13,50 +13,26 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 use support::*;
 
 // ---------------------------------------------------------------- the node
 
 /// A running `raftkv` node; killed (and reaped) when dropped.
-struct Node {
-    child: Child,
-    endpoint: String,
-    peer: String,
-    dir: tempfile::TempDir,
+struct Node(RaftkvProcess);
+
+impl std::ops::Deref for Node {
+    type Target = RaftkvProcess;
+    fn deref(&self) -> &RaftkvProcess {
+        &self.0
+    }
 }
 
 impl Node {
     fn start() -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         // The member name of the captures.
-        let (child, endpoint, peer) = spawn_raftkv(&manifest_dir().join("config/single.toml"), "ref", dir.path());
-        let mut node = Node { child, endpoint, peer, dir };
-        node.wait_ready();
-        node
-    }
-
-    /// Bounded wait until `endpoint health` succeeds.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("raftkv exited with {status} before it was ready:\n{}", self.log());
-            }
-            let r = run_bash(
-                &format!("{} --endpoints={} --command-timeout=1s endpoint health", ctl_path(), self.endpoint),
-                Duration::from_secs(30),
-            );
-            if r.code == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "raftkv not ready after 60s:\n{}", self.log());
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("raftkv.log")).unwrap_or_default()
+        Node(RaftkvProcess::start(&manifest_dir().join("config/single.toml"), "ref", dir))
     }
 
     /// Runs a command line with `etcdctl` meaning raftkvctl against this node.
@@ -69,13 +45,6 @@ impl Node {
         let r = self.sh("etcdctl --endpoints=127.0.0.1:22379 get __rev_probe__ -w json");
         assert_eq!(r.code, 0, "{}", show(&r.stderr));
         json(&r.stdout)["header"]["revision"].as_i64().expect("revision")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

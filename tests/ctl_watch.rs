@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::watch_proxy::WatchProxy;
-use support::{ctl_path, free_port, manifest_dir, show, spawn_raftkv};
+use support::{ctl_path, free_port, manifest_dir, show, RaftkvProcess};
 
 /// How long a case may take to show its captured output.
 const OUTPUT_WAIT: Duration = Duration::from_secs(15);
@@ -82,10 +82,19 @@ fn case(name: &str) -> Case {
 // ---------------------------------------------------------------- the node
 
 /// A running `raftkv` node; killed (and reaped) when dropped.
-struct Node {
-    child: Child,
-    endpoint: String,
-    dir: tempfile::TempDir,
+struct Node(RaftkvProcess);
+
+impl std::ops::Deref for Node {
+    type Target = RaftkvProcess;
+    fn deref(&self) -> &RaftkvProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut RaftkvProcess {
+        &mut self.0
+    }
 }
 
 impl Node {
@@ -95,34 +104,7 @@ impl Node {
         let base = std::fs::read_to_string(manifest_dir().join("config/single.toml")).expect("single.toml");
         let config = dir.path().join("node.toml");
         std::fs::write(&config, format!("{base}\n{extra}\n")).expect("config");
-        let (child, endpoint, _peer) = spawn_raftkv(&config, "wcap", dir.path());
-        let mut node = Node { child, endpoint, dir };
-        node.wait_ready();
-        node
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("raftkv exited with {status} before it was ready:\n{}", self.log());
-            }
-            let ok = Command::new(ctl_path())
-                .args([&format!("--endpoints={}", self.endpoint), "--command-timeout=1s", "endpoint", "health"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "raftkv not ready after 60s:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("raftkv.log")).unwrap_or_default()
+        Node(RaftkvProcess::start(&config, "wcap", dir))
     }
 
     /// Runs a bash snippet of the capture script's ops: `ctl ARGS` is
@@ -157,17 +139,6 @@ impl Node {
         assert!(out.status.success(), "{}", show(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("get JSON");
         v["header"]["revision"].as_i64().expect("revision")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -42,32 +42,75 @@ pub fn free_port() -> u16 {
 }
 
 /// A `raftkv` child process: member `name` of its own one-member cluster,
-/// started from `config` on fresh ports with its data and log in `dir`.
-/// Returns the child, its client endpoint and its peer address.
-pub fn spawn_raftkv(
-    config: &std::path::Path,
-    name: &str,
-    dir: &std::path::Path,
-) -> (std::process::Child, String, String) {
-    let (client, peer) = (free_port(), free_port());
-    let endpoint = format!("127.0.0.1:{client}");
-    let peer = format!("127.0.0.1:{peer}");
-    let log = std::fs::File::create(dir.join("raftkv.log")).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-        .arg("--config")
-        .arg(config)
-        .args(["--name", name, "--log-level", "warn"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--listen-client", &endpoint])
-        .args(["--listen-peer", &peer])
-        .args(["--initial-cluster", &format!("{name}={peer}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start raftkv");
-    (child, endpoint, peer)
+/// started from `config` on fresh ports, its data and log in `dir`, and
+/// ready (`endpoint health` answers). Killed and reaped when dropped.
+pub struct RaftkvProcess {
+    pub child: std::process::Child,
+    pub endpoint: String,
+    pub peer: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl RaftkvProcess {
+    pub fn start(config: &std::path::Path, name: &str, dir: tempfile::TempDir) -> RaftkvProcess {
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("127.0.0.1:{client}");
+        let peer = format!("127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("raftkv.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .arg("--config")
+            .arg(config)
+            .args(["--name", name, "--log-level", "warn"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client", &endpoint])
+            .args(["--listen-peer", &peer])
+            .args(["--initial-cluster", &format!("{name}={peer}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start raftkv");
+        let mut p = RaftkvProcess { child, endpoint, peer, dir };
+        p.wait_ready();
+        p
+    }
+
+    /// Bounded wait until `endpoint health` succeeds.
+    fn wait_ready(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("raftkv exited with {status} before it was ready:\n{}", self.log());
+            }
+            let ok = Command::new(ctl_path())
+                .args([&format!("--endpoints={}", self.endpoint), "--command-timeout=1s", "endpoint", "health"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "raftkv not ready after 60s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("raftkv.log")).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RaftkvProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 pub fn manifest_dir() -> PathBuf {
