@@ -23,7 +23,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::watch_proxy::WatchProxy;
-use support::{ctl_path, free_port, manifest_dir, show, RaftkvProcess};
+use support::{blank_ids, ctl_path, free_port, manifest_dir, show, RaftkvProcess};
 
 /// How long a case may take to show its captured output.
 const OUTPUT_WAIT: Duration = Duration::from_secs(15);
@@ -283,34 +283,6 @@ impl Drop for Running {
 }
 
 // ---------------------------------------------------------------- comparing
-
-/// Replaces the number after each of `keys` with `N` (values that differ
-/// between two clusters: ids and the raft term).
-fn blank_ids(b: &[u8]) -> String {
-    let mut s = String::from_utf8_lossy(b).into_owned();
-    for key in [
-        "\"cluster_id\":",
-        "\"member_id\":",
-        "\"raft_term\":",
-        "\"ClusterID\" : ",
-        "\"MemberID\" : ",
-        "\"RaftTerm\" : ",
-    ] {
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s.as_str();
-        while let Some(i) = rest.find(key) {
-            let end = i + key.len();
-            out.push_str(&rest[..end]);
-            rest = &rest[end..];
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-            out.push('N');
-            rest = &rest[digits..];
-        }
-        out.push_str(rest);
-        s = out;
-    }
-    s
-}
 
 fn sorted_lines(s: &str) -> Vec<String> {
     let mut v: Vec<String> = s.lines().map(str::to_string).collect();

@@ -113,6 +113,43 @@ impl Drop for RaftkvProcess {
     }
 }
 
+/// Replaces the number after each of `keys` with `N` (values that differ
+/// between two clusters or runs: ids, terms, revisions).
+pub fn blank_numbers(s: &str, keys: &[&str]) -> String {
+    let mut s = s.to_string();
+    for key in keys {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s.as_str();
+        while let Some(i) = rest.find(key) {
+            let end = i + key.len();
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits > 0 {
+                out.push('N');
+            }
+            rest = &rest[digits..];
+        }
+        out.push_str(rest);
+        s = out;
+    }
+    s
+}
+
+/// etcdctl's output with the values that differ between two clusters
+/// (cluster and member ids, the raft term) blanked.
+pub fn blank_ids(b: &[u8]) -> String {
+    let keys = [
+        "\"cluster_id\":",
+        "\"member_id\":",
+        "\"raft_term\":",
+        "\"ClusterID\" : ",
+        "\"MemberID\" : ",
+        "\"RaftTerm\" : ",
+    ];
+    blank_numbers(&String::from_utf8_lossy(b), &keys)
+}
+
 pub fn manifest_dir() -> PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
