@@ -11,6 +11,7 @@
 //! - [`node`]: a whole node: the server's threads plus client I/O.
 //! - [`api`]: the client protocol: client I/O, dispatch.
 //! - [`watch`]: watchers and the watch dispatcher.
+//! - [`lease`]: the lease table, keep-alive streams and the lessor.
 //! - [`transport`]: how Raft messages reach peers.
 //! - [`sim`]: deterministic simulation of whole Raft clusters, for tests.
 //! - [`proto`]: generated protobuf types.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod bench;
 pub mod client;
 pub mod ctl;
+pub mod lease;
 pub mod mvcc;
 pub mod node;
 pub mod plumbing;

@@ -1,16 +1,17 @@
 //! Routes each decoded client request to the part of the node that serves
 //! it: validates it, then proposes writes through the proposer, sends
 //! linearizable reads to the raft thread for a read index and serializable
-//! reads straight to the read workers, and opens streams (watch) with their
-//! owner. Never blocks: a full queue answers "too many requests".
+//! reads straight to the read workers, and opens streams (watch, lease
+//! keep-alive) with their owner. Never blocks: a full queue answers "too many requests".
 //!
 //! Owns the mapping from request kinds to handles; never touches storage,
 //! Raft or a socket.
 
+use crate::lease::MAX_LEASE_TTL;
 use crate::mvcc as validate;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{Outbox, Responder, StreamOwner, StreamSender};
-use crate::proto::etcdserverpb::{request_op, TxnRequest};
+use crate::proto::etcdserverpb::{request_op, LeaseGrantRequest, TxnRequest};
 use crate::proto::internalpb::internal_request;
 use crate::proto::raftkvpb::{client_request::Body as Req, ClientRequest, ErrorCode};
 use crate::server::msgs::{ReadJob, ReadKind};
@@ -46,18 +47,36 @@ impl Dispatcher {
             responder.fail(ApiError::of(ErrorCode::Stopped));
             return Dispatched::Unary;
         }
-        if let Req::Watch(w) = body {
-            let sender = StreamSender::new(outbox.clone(), req.request_id);
-            return match self.server.watch.open(sender, w) {
-                Ok(owner) => Dispatched::Stream(Box::new(owner)),
-                Err(e) => {
-                    responder.fail(e);
-                    Dispatched::Unary
-                }
-            };
+        let opened = match body {
+            Req::Watch(w) => self.server.watch.open(StreamSender::new(outbox.clone(), req.request_id), w).map(boxed),
+            Req::LeaseKeepAlive(k) => {
+                self.server.lease.hub.open(StreamSender::new(outbox.clone(), req.request_id), k).map(boxed)
+            }
+            unary => {
+                self.unary(unary, responder);
+                return Dispatched::Unary;
+            }
+        };
+        match opened {
+            Ok(owner) => Dispatched::Stream(owner),
+            Err(e) => {
+                responder.fail(e);
+                Dispatched::Unary
+            }
         }
-        self.unary(body, responder);
-        Dispatched::Unary
+    }
+
+    fn lease_grant(&self, mut g: LeaseGrantRequest, responder: Responder) {
+        if g.ttl > MAX_LEASE_TTL {
+            return responder.fail(ApiError::of(ErrorCode::LeaseTtlTooLarge));
+        }
+        // Raised here, not when applied: every member then applies the same
+        // TTL whatever its own election timeout.
+        g.ttl = g.ttl.max(self.server.lease.min_ttl);
+        if g.id == 0 {
+            g.id = self.server.proposer.new_lease_id();
+        }
+        self.server.proposer.propose(internal_request::Body::LeaseGrant(g), responder);
     }
 
     fn unary(&self, body: Req, responder: Responder) {
@@ -92,6 +111,10 @@ impl Dispatcher {
             Req::Compact(c) => propose(internal_request::Body::Compaction(c), responder),
             Req::Status(_) => self.read(ReadJob { kind: ReadKind::Status, responder }, true),
             Req::HashKv(h) => self.read(ReadJob { kind: ReadKind::HashKv(h.revision), responder }, true),
+            Req::LeaseGrant(g) => self.lease_grant(g, responder),
+            Req::LeaseRevoke(r) => propose(internal_request::Body::LeaseRevoke(r), responder),
+            Req::LeaseTimeToLive(t) => self.read(ReadJob { kind: ReadKind::LeaseTimeToLive(t), responder }, false),
+            Req::LeaseLeases(_) => self.read(ReadJob { kind: ReadKind::LeaseLeases, responder }, false),
             Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
             // Only meaningful on an open stream (the I/O thread routes it).
             Req::CancelStream(_) => responder.fail(ApiError::invalid("raftkv: no open stream with this request id")),
@@ -113,6 +136,10 @@ impl Dispatcher {
             Err(TrySendError::Disconnected(job)) => job.responder.fail(ApiError::of(ErrorCode::Stopped)),
         }
     }
+}
+
+fn boxed(owner: impl StreamOwner + 'static) -> Box<dyn StreamOwner> {
+    Box::new(owner)
 }
 
 /// Whether a transaction writes nothing in either branch (nested included).

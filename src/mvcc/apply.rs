@@ -221,6 +221,19 @@ impl<'a> ApplyBatch<'a> {
         Ok((resp, events))
     }
 
+    /// Deletes exactly `keys` (those that are live) in one revision, as a
+    /// lease's revocation does; no revision is used when none is live.
+    pub fn delete_keys(&mut self, keys: &[Bytes]) -> Result<Vec<Event>, MvccError> {
+        let mut scope = Scope::new(self.rev + 1);
+        let mut events = Vec::with_capacity(keys.len());
+        for key in keys {
+            let req = DeleteRangeRequest { key: key.clone(), ..Default::default() };
+            self.exec_delete(&mut scope, &req, &mut events)?;
+        }
+        self.absorb(scope);
+        Ok(events)
+    }
+
     /// etcd's txn: compares (of this txn and of every nested txn on the
     /// taken path) are evaluated against the state before the txn; then puts
     /// (ignore_value / ignore_lease need the key, leases must exist) and

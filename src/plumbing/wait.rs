@@ -21,11 +21,21 @@ const SHARDS: usize = 16;
 
 /// Who receives a proposal's outcome: a client's connection, or a part of
 /// the node that proposed on its own behalf (through a bounded channel of
-/// one, so completing never blocks).
-#[derive(Debug)]
+/// one, or a callback that must not block: completing never blocks).
 pub enum Completion {
     Reply(Responder),
     Notify(Sender<Result<Body, ApiError>>),
+    Call(Box<dyn FnOnce(Result<Body, ApiError>) + Send>),
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Completion::Reply(r) => f.debug_tuple("Reply").field(r).finish(),
+            Completion::Notify(_) => f.write_str("Notify"),
+            Completion::Call(_) => f.write_str("Call"),
+        }
+    }
 }
 
 impl Completion {
@@ -35,6 +45,7 @@ impl Completion {
             Completion::Notify(tx) => {
                 let _ = tx.try_send(r);
             }
+            Completion::Call(f) => f(r),
         }
     }
 

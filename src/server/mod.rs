@@ -1,7 +1,8 @@
 //! A raftkv node's server side: opens (or bootstraps) its storage and runs
-//! its threads (raft, apply, read workers, watch dispatcher, peer I/O), and
-//! hands out the handles the client side uses (`ServerHandles`): the
-//! proposer, the read queues, the watch hub, leader notices, the status.
+//! its threads (raft, apply, read workers, watch dispatcher, lessor, peer
+//! I/O), and hands out the handles the client side uses (`ServerHandles`):
+//! the proposer, the read queues, the watch and lease hubs, leader notices,
+//! the status.
 //! The client I/O thread is started above it (`crate::node`), so imports
 //! run one way: `api -> server`.
 //!
@@ -9,8 +10,9 @@
 //!  (api) ─► proposer ─► raft thread ─► transport ─► peers
 //!    │  reads            │ committed entries, confirmed reads
 //!    ▼                   ▼
-//!  read workers ◄── apply thread ── router ─► kv / membership / lease... appliers
-//!                                     └─ events ─► watch dispatcher ─► (api) outboxes
+//!  read workers ◄── apply thread ── router ─► kv / lease / membership appliers
+//!                                     ├─ events ─► watch dispatcher ─► (api) outboxes
+//!                                     └─ outcomes ─► lessor (keep-alives, expiry) ─► proposer
 //! ```
 //! Threads talk over bounded crossbeam channels. Owns start-up (including
 //! bootstrapping a new cluster member), wiring, and an orderly stop.
@@ -26,6 +28,9 @@ pub mod reads;
 pub mod status;
 pub mod watch_store;
 
+use crate::lease::lessor::LessorParts;
+use crate::lease::runner::LessorThread;
+use crate::lease::{LeaseHub, LeaseTable, Lessor, LessorConfig};
 use crate::mvcc::KvStore;
 use crate::plumbing::doorbell::{self, Doorbell, RingingSender};
 use crate::plumbing::ids::RequestIds;
@@ -50,7 +55,7 @@ use prost::Message as _;
 use status::NodeStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -73,6 +78,12 @@ const WATCH_CMD_QUEUE: usize = 16_384;
 const WATCH_EVENT_QUEUE: usize = 1024;
 /// Watch streams open on one member at most.
 const MAX_WATCH_STREAMS: usize = 65_536;
+/// Keep-alive commands waiting for the lessor.
+const LEASE_CMD_QUEUE: usize = 16_384;
+/// Outcomes of the lessor's proposals (it has a few in flight at most).
+const LEASE_OUTCOME_QUEUE: usize = 64;
+/// Keep-alive streams open on one member at most.
+const MAX_KEEP_ALIVE_STREAMS: usize = 65_536;
 /// In `raft_state`: the cluster id fixed at bootstrap.
 const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
@@ -87,7 +98,17 @@ pub struct ServerHandles {
     /// To the read workers: reads served locally at once.
     pub local_reads: Sender<ReadJob>,
     pub watch: WatchHub,
+    pub lease: LeaseHandles,
     pub leader: Arc<Notices<LeaderInfo>>,
+}
+
+/// What the client side needs for leases.
+#[derive(Clone)]
+pub struct LeaseHandles {
+    /// Opens keep-alive streams.
+    pub hub: LeaseHub,
+    /// Grants are raised to this TTL (seconds) when proposed.
+    pub min_ttl: i64,
 }
 
 /// The running server side of a node.
@@ -99,6 +120,9 @@ pub struct Server {
     raft_stop: RingingSender<()>,
     watch_stop: Arc<AtomicBool>,
     watch_bell: Arc<Doorbell>,
+    lessor_stop: Arc<AtomicBool>,
+    lessor_bell: Arc<Doorbell>,
+    lessor_thread: Option<JoinHandle<()>>,
     raft_thread: Option<JoinHandle<()>>,
     peer_thread: Option<JoinHandle<()>>,
     apply_thread: Option<JoinHandle<()>>,
@@ -194,6 +218,10 @@ impl Server {
             sending_snapshots: Arc::default(),
         });
 
+        let lease_applier = apply::lease::LeaseApplier::open(db.clone(), kv.clone(), status.clone())
+            .map_err(|e| format!("opening the leases: {e}"))?;
+        let lease_table: Arc<Mutex<LeaseTable>> = lease_applier.table().clone();
+
         let mut read_threads = Vec::new();
         for i in 0..READ_WORKERS {
             let worker = reads::ReadWorker {
@@ -202,6 +230,7 @@ impl Server {
                 kv: kv.clone(),
                 db: db.clone(),
                 status: status.clone(),
+                leases: lease_table.clone(),
                 request_timeout,
             };
             read_threads.push(spawn(&format!("read-{i}"), move || worker.run())?);
@@ -231,12 +260,13 @@ impl Server {
         let watch_thread = spawn("watch", move || dispatcher.run())?;
         let watch = WatchHub::new(watch_cmd_tx, open_streams, MAX_WATCH_STREAMS);
 
-        let router = apply::router::Router {
-            kv: apply::kv::KvApplier::new(status.clone(), Some(EventFeed::new(watch_ev_tx, dropped))),
-            membership: apply::membership::MembershipApplier::open(db.clone(), status.clone(), member_id)?,
-            lease: Box::new(apply::router::NotImplemented("lease")),
-            maintenance: Box::new(apply::router::NotImplemented("alarm")),
-        };
+        let router = apply::router::Router::new(
+            apply::kv::KvApplier::new(status.clone()),
+            apply::membership::MembershipApplier::open(db.clone(), status.clone(), member_id)?,
+            lease_applier,
+            Box::new(apply::router::NotImplemented("alarm")),
+            Some(EventFeed::new(watch_ev_tx, dropped)),
+        );
         let apply = apply::ApplyLoop {
             kv: kv.clone(),
             db: db.clone(),
@@ -308,6 +338,43 @@ impl Server {
             wait,
             proposals: prop_tx,
         };
+        // The lessor: keep-alives on every member, expiry on the leader
+        // once it applied an entry of its own term.
+        let lessor_bell = Doorbell::new();
+        let (lease_cmd_tx, lease_cmd_rx) = doorbell::channel(LEASE_CMD_QUEUE, &lessor_bell);
+        let (outcome_tx, outcome_rx) = doorbell::channel(LEASE_OUTCOME_QUEUE, &lessor_bell);
+        let lease_streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (header_status, header_kv) = (status.clone(), kv.clone());
+        let (primary_leader, primary_kv) = (leader.clone(), kv.clone());
+        let lessor = Lessor::new(
+            LessorParts {
+                table: lease_table,
+                proposer: Box::new(proposer.clone()),
+                header: Box::new(move || header_status.header(header_kv.current_revision())),
+                is_primary: Box::new(move || {
+                    let l = primary_leader.current();
+                    l.is_self && primary_kv.consistent_term() >= l.term
+                }),
+                outcomes: outcome_tx,
+                open_streams: lease_streams.clone(),
+            },
+            LessorConfig { keep_alive_timeout: request_timeout, ..LessorConfig::default() },
+        );
+        let lessor_stop = Arc::new(AtomicBool::new(false));
+        let lessor_thread = LessorThread {
+            lessor,
+            bell: lessor_bell.clone(),
+            commands: lease_cmd_rx,
+            outcomes: outcome_rx,
+            stop: lessor_stop.clone(),
+        };
+        let lessor_thread = spawn("lessor", move || lessor_thread.run())?;
+        let election = Duration::from_millis(cfg.election_ms);
+        let lease = LeaseHandles {
+            hub: LeaseHub::new(lease_cmd_tx, lease_streams, MAX_KEEP_ALIVE_STREAMS),
+            min_ttl: crate::lease::min_ttl(election),
+        };
+
         let handles = ServerHandles {
             member_id,
             status,
@@ -315,6 +382,7 @@ impl Server {
             linear_reads: linear_tx,
             local_reads: local_tx,
             watch,
+            lease,
             leader,
         };
         Ok(Server {
@@ -325,6 +393,9 @@ impl Server {
             raft_stop: stop_tx,
             watch_stop,
             watch_bell,
+            lessor_stop,
+            lessor_bell,
+            lessor_thread: Some(lessor_thread),
             raft_thread: Some(raft_thread),
             peer_thread: Some(peer_thread),
             apply_thread: Some(apply_thread),
@@ -374,6 +445,9 @@ impl Server {
         self.watch_stop.store(true, Ordering::SeqCst);
         self.watch_bell.ring();
         join(self.watch_thread.take());
+        self.lessor_stop.store(true, Ordering::SeqCst);
+        self.lessor_bell.ring();
+        join(self.lessor_thread.take());
         // The read workers stop once every sender is gone (the handles
         // given out are dropped by now).
         let (dead_tx, _) = bounded(1);

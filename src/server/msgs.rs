@@ -1,7 +1,7 @@
 //! The messages the node's threads exchange over bounded channels.
 
 use crate::plumbing::outbox::Responder;
-use crate::proto::etcdserverpb::{CompactionResponse, RangeRequest, TxnRequest};
+use crate::proto::etcdserverpb::{CompactionResponse, LeaseTimeToLiveRequest, RangeRequest, TxnRequest};
 use crate::proto::raftpb::{ConfChangeV2, ConfState, Entry};
 use bytes::Bytes;
 
@@ -29,6 +29,8 @@ pub enum ReadKind {
     Status,
     MemberList,
     HashKv(i64),
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    LeaseLeases,
     /// Answer `response` once physical compaction up to `revision` is done.
     PhysicalCompaction {
         revision: i64,

@@ -61,6 +61,17 @@ impl Proposer {
         self.submit(Proposal { id, payload: Payload::ConfChange(cc) }, completion.into());
     }
 
+    /// Proposes a lease id for a grant that left it to the server: unique
+    /// in the cluster (the member's bits and a counter) and positive.
+    pub fn new_lease_id(&self) -> i64 {
+        let id = (self.ids.next() & (i64::MAX as u64)) as i64;
+        if id == 0 {
+            self.new_lease_id()
+        } else {
+            id
+        }
+    }
+
     fn submit(&self, p: Proposal, completion: Completion) {
         let id = p.id;
         let deadline = Instant::now() + self.request_timeout;
@@ -75,6 +86,12 @@ impl Proposer {
         if let Some(c) = self.wait.take(id) {
             c.fail(ApiError::of(code));
         }
+    }
+}
+
+impl crate::lease::LeaseProposer for Proposer {
+    fn propose(&self, body: internal_request::Body, done: crate::lease::lessor::Done) {
+        Proposer::propose(self, body, Completion::Call(done));
     }
 }
 

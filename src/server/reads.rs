@@ -5,13 +5,17 @@
 
 use super::msgs::{ReadJob, ReadKind};
 use super::status::NodeStatus;
+use crate::lease::LeaseTable;
 use crate::mvcc::KvStore;
 use crate::plumbing::ApiError;
-use crate::proto::etcdserverpb::{HashKvResponse, MemberListResponse, StatusResponse};
+use crate::proto::etcdserverpb::{
+    HashKvResponse, LeaseLeasesResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberListResponse, StatusResponse,
+};
 use crate::proto::raftkvpb::client_response::Body;
 use crate::storage::Db;
 use crossbeam_channel::Receiver;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The version reported by Status.
@@ -24,6 +28,7 @@ pub struct ReadWorker {
     pub kv: Arc<KvStore>,
     pub db: Arc<Db>,
     pub status: Arc<NodeStatus>,
+    pub leases: Arc<Mutex<LeaseTable>>,
     pub request_timeout: Duration,
 }
 
@@ -81,10 +86,36 @@ impl ReadWorker {
                 // etcd's member list header carries no revision.
                 Ok(Body::MemberList(MemberListResponse { header: Some(self.status.header(0)), members }))
             }
+            ReadKind::LeaseTimeToLive(req) => Ok(Body::LeaseTimeToLive(self.time_to_live(&req))),
+            ReadKind::LeaseLeases => {
+                let ids = self.leases.lock().unwrap_or_else(|e| e.into_inner()).ids();
+                Ok(Body::LeaseLeases(LeaseLeasesResponse {
+                    header: Some(self.status.header(self.kv.current_revision())),
+                    leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
+                }))
+            }
             ReadKind::PhysicalCompaction { revision, response } => {
                 self.kv.wait_compacted(revision, self.request_timeout).map_err(mvcc)?;
                 Ok(Body::Compact(response))
             }
+        }
+    }
+
+    /// The lease's remaining TTL by this member's clock (restarted when it
+    /// applied the lease's last renewal, as the leader's was), its granted
+    /// TTL and, if asked, its keys. An unknown lease answers TTL -1, as etcd.
+    fn time_to_live(&self, req: &LeaseTimeToLiveRequest) -> LeaseTimeToLiveResponse {
+        let header = Some(self.status.header(self.kv.current_revision()));
+        let t = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        match t.get(req.id) {
+            Some(l) => LeaseTimeToLiveResponse {
+                header,
+                id: req.id,
+                ttl: l.remaining_secs(std::time::Instant::now()),
+                granted_ttl: l.ttl,
+                keys: if req.keys { l.keys.iter().cloned().collect() } else { Vec::new() },
+            },
+            None => LeaseTimeToLiveResponse { header, id: req.id, ttl: -1, ..Default::default() },
         }
     }
 }

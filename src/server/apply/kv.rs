@@ -1,10 +1,10 @@
 //! The kv applier: Put, DeleteRange, Txn and Compact on the MVCC keyspace.
-//! It collects the events of the batch's requests (with prev_kv, in
-//! revision order) and hands them to the watch dispatcher once the batch is
-//! committed, so a watcher never sees a revision a reader cannot.
+//! Their events (with prev_kv, in revision order) go to the router, which
+//! hands them to the lease table and, once the batch is committed, to the
+//! watch dispatcher.
 //!
 //! Owns the `kv` and `meta` column families' part of the batch; never
-//! waits for the watch dispatcher (the feed never blocks).
+//! decides whether a lease exists (the router installs the lease check).
 
 use super::router::{Applied, Applier, Outcome};
 use crate::mvcc::{ApplyBatch, MvccError};
@@ -13,19 +13,15 @@ use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest};
 use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::server::status::NodeStatus;
-use crate::watch::EventFeed;
 use std::sync::Arc;
 
 pub struct KvApplier {
     pub status: Arc<NodeStatus>,
-    pub feed: Option<EventFeed>,
-    /// Events of the batch being applied.
-    pending: Vec<Event>,
 }
 
 impl KvApplier {
-    pub fn new(status: Arc<NodeStatus>, feed: Option<EventFeed>) -> KvApplier {
-        KvApplier { status, feed, pending: Vec::new() }
+    pub fn new(status: Arc<NodeStatus>) -> KvApplier {
+        KvApplier { status }
     }
 }
 
@@ -40,7 +36,7 @@ fn client_error(e: MvccError, id: u64) -> Result<ApiError, String> {
 }
 
 impl Applier for KvApplier {
-    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Applied {
+    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest, pending: &mut Vec<Event>) -> Applied {
         let header = |rev: Option<crate::proto::etcdserverpb::ResponseHeader>| {
             Some(self.status.header(rev.map_or(0, |h| h.revision)))
         };
@@ -71,22 +67,11 @@ impl Applier for KvApplier {
             }),
             _ => return Ok(None),
         };
-        self.pending.extend(events);
+        pending.extend(events);
         let result = match result {
             Ok(b) => Ok(b),
             Err(e) => Err(client_error(e, req.id)?),
         };
         Ok(Some(Outcome { id: req.id, result, wait_physical }))
-    }
-
-    fn committed(&mut self) {
-        let events = std::mem::take(&mut self.pending);
-        if let Some(feed) = &self.feed {
-            feed.publish(events);
-        }
-    }
-
-    fn aborted(&mut self) {
-        self.pending.clear();
     }
 }

@@ -12,6 +12,7 @@ use super::router::{Applied, Applier, Outcome};
 use crate::mvcc::ApplyBatch;
 use crate::proto::etcdserverpb::{Member, MemberListResponse};
 use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest, MemberAttributes, MemberContext};
+use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::client_response::Body;
 use crate::proto::raftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType};
 use crate::server::status::NodeStatus;
@@ -95,7 +96,7 @@ impl MembershipApplier {
 }
 
 impl Applier for MembershipApplier {
-    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Applied {
+    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest, _events: &mut Vec<Event>) -> Applied {
         if let Some(Req::MemberAttributes(a)) = &req.body {
             self.set_attributes(batch, a);
         }

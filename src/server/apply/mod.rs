@@ -12,6 +12,7 @@
 //! Never blocks on a client or a watcher, never talks to peers.
 
 pub mod kv;
+pub mod lease;
 pub mod membership;
 pub mod router;
 
@@ -96,7 +97,7 @@ impl ApplyLoop {
                 ApplyMsg::Barrier(done) => {
                     let _ = done.send(());
                 }
-                ApplyMsg::Reloaded => self.router.membership.reload()?,
+                ApplyMsg::Reloaded => self.router.reload()?,
             }
             self.release_reads(&mut parked);
             let applied = self.kv.consistent_index();
@@ -158,6 +159,7 @@ impl ApplyLoop {
         let conf_states: HashMap<u64, ConfState> = conf_states.into_iter().collect();
         let kv = self.kv.clone();
         let mut batch = kv.begin();
+        self.router.begin(&mut batch);
         let mut last: Option<(u64, u64)> = None;
         let mut outcomes = Vec::new();
         for e in entries {

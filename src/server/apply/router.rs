@@ -2,19 +2,25 @@
 //! applier of its domain (kv, lease, membership, maintenance, auth). Every
 //! applier stages its writes in the one `ApplyBatch` of the run of entries
 //! (one RocksDB write, with the consistent index), and returns the outcome
-//! for the proposer's waiter. After the batch is committed, each applier
-//! publishes what it produced (the kv applier's events go to the watch
-//! dispatcher).
+//! for the proposer's waiter. The keyspace's events (of kv requests and of
+//! lease revocations) are collected here: the lease applier follows them
+//! (attachments), and once the batch is committed they go to the watch
+//! dispatcher, so a watcher never sees a revision a reader cannot.
 //!
-//! Owns the routing and the outcomes; never interprets a request itself.
+//! Owns the routing, the batch's events and the outcomes; never interprets
+//! a request itself, never waits for the watch dispatcher (the feed never
+//! blocks).
 
 use super::kv::KvApplier;
+use super::lease::LeaseApplier;
 use super::membership::MembershipApplier;
 use crate::mvcc::ApplyBatch;
 use crate::plumbing::errors::ApiError;
 use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest};
+use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfState, Entry};
+use crate::watch::EventFeed;
 
 /// The outcome of one request, for the waiter on its proposing member.
 #[derive(Debug)]
@@ -40,8 +46,9 @@ pub type Applied = Result<Option<Outcome>, String>;
 
 /// A part of the state machine with its own column families.
 pub trait Applier {
-    /// Applies one request of this domain, staging its writes in `batch`.
-    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Applied;
+    /// Applies one request of this domain, staging its writes in `batch`;
+    /// the keyspace's events it caused go to `events`.
+    fn apply(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest, events: &mut Vec<Event>) -> Applied;
     /// The batch holding this domain's writes was committed.
     fn committed(&mut self) {}
     /// The batch was abandoned (a storage failure): forget what was staged.
@@ -60,7 +67,7 @@ pub enum Domain {
 pub fn domain_of(body: &Req) -> Domain {
     match body {
         Req::Put(_) | Req::DeleteRange(_) | Req::Txn(_) | Req::Compaction(_) => Domain::Kv,
-        Req::LeaseGrant(_) | Req::LeaseRevoke(_) | Req::LeaseCheckpoint(_) => Domain::Lease,
+        Req::LeaseGrant(_) | Req::LeaseRevoke(_) | Req::LeaseCheckpoint(_) | Req::LeaseExpire(_) => Domain::Lease,
         Req::Alarm(_) => Domain::Maintenance,
         Req::MemberAttributes(_) => Domain::Membership,
     }
@@ -71,7 +78,7 @@ pub fn domain_of(body: &Req) -> Domain {
 pub struct NotImplemented(pub &'static str);
 
 impl Applier for NotImplemented {
-    fn apply(&mut self, _batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Applied {
+    fn apply(&mut self, _batch: &mut ApplyBatch<'_>, req: &InternalRequest, _events: &mut Vec<Event>) -> Applied {
         let e = ApiError::new(ErrorCode::NotImplemented, format!("raftkv: {} is not implemented yet", self.0));
         Ok(Some(Outcome::of(req.id, Err(e))))
     }
@@ -80,28 +87,49 @@ impl Applier for NotImplemented {
 pub struct Router {
     pub kv: KvApplier,
     pub membership: MembershipApplier,
-    pub lease: Box<dyn Applier + Send>,
+    pub lease: LeaseApplier,
     pub maintenance: Box<dyn Applier + Send>,
+    /// Where committed events go (none in tests that do not watch).
+    feed: Option<EventFeed>,
+    /// The events of the batch being applied, in revision order.
+    events: Vec<Event>,
 }
 
 impl Router {
+    pub fn new(
+        kv: KvApplier,
+        membership: MembershipApplier,
+        lease: LeaseApplier,
+        maintenance: Box<dyn Applier + Send>,
+        feed: Option<EventFeed>,
+    ) -> Router {
+        Router { kv, membership, lease, maintenance, feed, events: Vec::new() }
+    }
+
+    /// Prepares a new batch: puts naming a lease ask the lease table (as it
+    /// is at that point of the batch).
+    pub fn begin(&self, batch: &mut ApplyBatch<'_>) {
+        let table = self.lease.table().clone();
+        batch.set_lease_check(move |id| table.lock().unwrap_or_else(|e| e.into_inner()).contains(id));
+    }
+
     /// Applies a normal entry's request.
     pub fn apply_request(&mut self, batch: &mut ApplyBatch<'_>, req: &InternalRequest) -> Applied {
         let Some(body) = &req.body else {
             let e = ApiError::of(ErrorCode::UnknownRequest);
             return Ok(Some(Outcome::of(req.id, Err(e))));
         };
-        match domain_of(body) {
-            Domain::Kv => {
-                // Lease attach checks ask the lease domain (none exist yet:
-                // a put naming one is refused as etcd refuses an unknown lease).
-                batch.set_lease_check(|_| false);
-                self.kv.apply(batch, req)
-            }
-            Domain::Lease => self.lease.apply(batch, req),
-            Domain::Maintenance => self.maintenance.apply(batch, req),
-            Domain::Membership => self.membership.apply(batch, req),
+        let start = self.events.len();
+        let applied = match domain_of(body) {
+            Domain::Kv => self.kv.apply(batch, req, &mut self.events),
+            Domain::Lease => self.lease.apply(batch, req, &mut self.events),
+            Domain::Maintenance => self.maintenance.apply(batch, req, &mut self.events),
+            Domain::Membership => self.membership.apply(batch, req, &mut self.events),
+        };
+        if self.events.len() > start {
+            self.lease.track(&self.events[start..]);
         }
+        applied
     }
 
     /// Applies a configuration-change entry (already applied to the core,
@@ -110,7 +138,12 @@ impl Router {
         self.membership.apply_conf_change(batch, e, cs)
     }
 
+    /// The batch was committed: its events go to the watch dispatcher.
     pub fn committed(&mut self) {
+        let events = std::mem::take(&mut self.events);
+        if let Some(feed) = &self.feed {
+            feed.publish(events);
+        }
         self.kv.committed();
         self.membership.committed();
         self.lease.committed();
@@ -118,10 +151,18 @@ impl Router {
     }
 
     pub fn aborted(&mut self) {
+        self.events.clear();
         self.kv.aborted();
         self.membership.aborted();
         self.lease.aborted();
         self.maintenance.aborted();
+    }
+
+    /// A snapshot replaced the state machine: reload what appliers keep in
+    /// memory.
+    pub fn reload(&mut self) -> Result<(), String> {
+        self.membership.reload()?;
+        self.lease.reload()
     }
 }
 

@@ -7,12 +7,16 @@ use super::ApplyLoop;
 use crate::mvcc::KvStore;
 use crate::plumbing::doorbell::{self, Doorbell};
 use crate::plumbing::wait::{Completion, WaitRegistry};
-use crate::proto::etcdserverpb::{LeaseGrantRequest, Member, PutRequest};
+use crate::proto::etcdserverpb::{
+    AlarmRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, Member, PutRequest,
+};
 use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest, MemberAttributes, MemberContext};
+use crate::proto::internalpb::{LeaseExpireRequest, LeaseExpiry};
 use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
 use crate::server::apply::kv::KvApplier;
+use crate::server::apply::lease::LeaseApplier;
 use crate::server::apply::membership::MembershipApplier;
 use crate::server::status::NodeStatus;
 use crate::storage::Db;
@@ -42,12 +46,13 @@ fn harness() -> Harness {
     let (_apply_tx, apply_rx) = doorbell::channel(4, &bell);
     let (ctrl_tx, _ctrl_rx) = doorbell::channel(4, &raft_bell);
     let (reads_tx, _reads_rx) = bounded(4);
-    let router = Router {
-        kv: KvApplier::new(status.clone(), Some(EventFeed::new(ev_tx, Arc::new(AtomicBool::new(false))))),
-        membership: MembershipApplier::open(db.clone(), status.clone(), ME).unwrap(),
-        lease: Box::new(NotImplemented("lease")),
-        maintenance: Box::new(NotImplemented("alarm")),
-    };
+    let router = Router::new(
+        KvApplier::new(status.clone()),
+        MembershipApplier::open(db.clone(), status.clone(), ME).unwrap(),
+        LeaseApplier::open(db.clone(), kv.clone(), status.clone()).unwrap(),
+        Box::new(NotImplemented("alarm")),
+        Some(EventFeed::new(ev_tx, Arc::new(AtomicBool::new(false)))),
+    );
     let apply = ApplyLoop {
         kv,
         db,
@@ -93,15 +98,15 @@ fn put(key: &str) -> Req {
 fn requests_are_routed_and_their_waiters_completed_after_the_commit() {
     let mut h = harness();
     let mine = h.wait_for(1);
-    let lease = h.wait_for(2);
-    let entries = vec![h.request(1, ME, put("a")), h.request(2, ME, Req::LeaseGrant(LeaseGrantRequest::default()))];
+    let alarm = h.wait_for(2);
+    let entries = vec![h.request(1, ME, put("a")), h.request(2, ME, Req::Alarm(AlarmRequest::default()))];
     h.apply.apply_entries(&entries, vec![]).unwrap();
     match mine.try_recv().unwrap().unwrap() {
         Body::Put(p) => assert_eq!(p.header.unwrap().revision, 2),
         other => panic!("{other:?}"),
     }
-    let e = lease.try_recv().unwrap().unwrap_err();
-    assert_eq!(e.code, ErrorCode::NotImplemented, "the lease domain is not built yet: {e}");
+    let e = alarm.try_recv().unwrap().unwrap_err();
+    assert_eq!(e.code, ErrorCode::NotImplemented, "the alarm domain is not built yet: {e}");
     assert_eq!(h.apply.kv.current_revision(), 2);
 }
 
@@ -146,4 +151,111 @@ fn membership_changes_are_staged_in_memory_and_answered() {
     let stored = crate::server::members::load(&h.apply.db).unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!((stored[0].name.as_str(), stored[0].client_ur_ls.len()), ("renamed", 1));
+}
+
+fn grant(id: i64, ttl: i64) -> Req {
+    Req::LeaseGrant(LeaseGrantRequest { id, ttl })
+}
+
+fn put_leased(key: &str, lease: i64) -> Req {
+    Req::Put(PutRequest { key: key.as_bytes().to_vec().into(), value: "v".into(), lease, ..Default::default() })
+}
+
+fn live(h: &Harness, key: &str) -> bool {
+    let req = crate::proto::etcdserverpb::RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() };
+    !h.apply.kv.range(&req).unwrap().kvs.is_empty()
+}
+
+fn lease_of(h: &Harness, id: i64) -> Option<crate::lease::table::Lease> {
+    h.apply.router.lease.table().lock().unwrap().get(id).cloned()
+}
+
+#[test]
+fn a_revocation_deletes_the_leases_keys_in_one_revision_and_later_puts_cannot_attach() {
+    let mut h = harness();
+    let (revoked, late_put, dup) = (h.wait_for(4), h.wait_for(5), h.wait_for(6));
+    let entries = vec![
+        h.request(1, ME, grant(7, 60)),
+        h.request(2, ME, put_leased("a", 7)),
+        h.request(3, ME, put_leased("b", 7)),
+        h.request(4, ME, Req::LeaseRevoke(LeaseRevokeRequest { id: 7 })),
+        // Same batch: the lease is gone already.
+        h.request(5, ME, put_leased("c", 7)),
+        h.request(6, ME, grant(8, 60)),
+    ];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    match revoked.try_recv().unwrap().unwrap() {
+        Body::LeaseRevoke(r) => assert_eq!(r.header.unwrap().revision, 4, "a and b deleted at one revision"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(late_put.try_recv().unwrap().unwrap_err().code, ErrorCode::LeaseNotFound);
+    assert!(dup.try_recv().unwrap().is_ok());
+    let evs = h.events.try_recv().unwrap();
+    let deletes: Vec<(i64, &[u8])> = evs
+        .iter()
+        .filter(|e| e.r#type == crate::proto::mvccpb::event::EventType::Delete as i32)
+        .map(|e| (e.kv.as_ref().unwrap().mod_revision, &e.kv.as_ref().unwrap().key[..]))
+        .collect();
+    assert_eq!(deletes, vec![(4, &b"a"[..]), (4, &b"b"[..])], "watchers see both deletes");
+    assert!(lease_of(&h, 7).is_none());
+    assert_eq!(h.apply.kv.current_revision(), 4);
+    let again = h.wait_for(9);
+    let e = vec![h.request(9, ME, grant(8, 60))];
+    h.apply.apply_entries(&e, vec![]).unwrap();
+    assert_eq!(again.try_recv().unwrap().unwrap_err().code, ErrorCode::LeaseExist);
+}
+
+#[test]
+fn an_expiry_decided_before_a_renewal_revokes_nothing() {
+    let mut h = harness();
+    let entries = vec![
+        h.request(1, ME, grant(7, 60)),
+        h.request(2, ME, put_leased("a", 7)),
+        h.request(
+            3,
+            ME,
+            Req::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint { id: 7, remaining_ttl: 60 }],
+            }),
+        ),
+        // Decided on the grant (renewal 1); the lease was renewed since (2).
+        h.request(4, ME, Req::LeaseExpire(LeaseExpireRequest { leases: vec![LeaseExpiry { id: 7, renewals: 1 }] })),
+    ];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    assert_eq!(lease_of(&h, 7).map(|l| l.renewals), Some(2), "still there, renewed once");
+    assert!(live(&h, "a"));
+    let e = vec![h.request(
+        5,
+        ME,
+        Req::LeaseExpire(LeaseExpireRequest { leases: vec![LeaseExpiry { id: 7, renewals: 2 }] }),
+    )];
+    h.apply.apply_entries(&e, vec![]).unwrap();
+    assert!(lease_of(&h, 7).is_none(), "an expiry on the current renewal revokes");
+    assert!(!live(&h, "a"));
+}
+
+#[test]
+fn leases_and_their_keys_come_back_from_storage() {
+    let mut h = harness();
+    let entries = vec![
+        h.request(1, ME, grant(7, 60)),
+        h.request(2, ME, grant(8, 30)),
+        h.request(3, ME, put_leased("a", 7)),
+        h.request(4, ME, put_leased("b", 8)),
+        h.request(5, ME, put_leased("b", 7)),
+        h.request(
+            6,
+            ME,
+            Req::LeaseCheckpoint(LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint { id: 8, remaining_ttl: 30 }],
+            }),
+        ),
+    ];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    let reopened = LeaseApplier::open(h.apply.db.clone(), h.apply.kv.clone(), h.apply.status.clone()).unwrap();
+    let t = reopened.table().lock().unwrap();
+    let seven = t.get(7).unwrap();
+    assert_eq!((seven.ttl, seven.renewals, seven.keys.len()), (60, 1, 2), "a and b (moved from 8)");
+    let eight = t.get(8).unwrap();
+    assert_eq!((eight.ttl, eight.renewals, eight.keys.len()), (30, 2, 0));
 }
