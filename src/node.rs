@@ -9,7 +9,7 @@
 //! requests in flight get a grace period, then the server side stops).
 
 use crate::api::client_io::{ClientIo, Limits, WAKER};
-use crate::api::dispatch::Dispatcher;
+use crate::api::dispatch::{Dispatched, Dispatcher};
 use crate::mvcc::KvStore;
 use crate::plumbing::outbox::Notifier;
 use crate::server::config::Config;
@@ -56,7 +56,23 @@ impl Node {
             }
         });
         let request_timeout = Duration::from_millis(cfg.request_timeout_ms);
-        let dispatcher = Dispatcher { max_request_bytes: cfg.max_request_bytes, server: server.handles().clone() };
+        let dispatcher = Dispatcher {
+            max_request_bytes: cfg.max_request_bytes,
+            server: server.handles().clone(),
+            serve_locally: false,
+        };
+        // Requests other members forward here are dispatched like clients'
+        // (unary ones: the forwarding member keeps any stream itself).
+        let forwarded = Dispatcher {
+            max_request_bytes: cfg.max_request_bytes,
+            server: server.handles().clone(),
+            serve_locally: true,
+        };
+        *server.forward_slot().write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(move |req, outbox| {
+            if let Dispatched::Stream(mut owner) = forwarded.dispatch(req, outbox) {
+                owner.on_end();
+            }
+        }));
         let limits = Limits {
             max_frame: cfg.max_request_bytes + 512 * 1024,
             idle_timeout: Duration::from_millis(cfg.client_idle_timeout_ms),

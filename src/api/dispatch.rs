@@ -13,7 +13,7 @@ use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{Outbox, Responder, StreamOwner, StreamSender};
 use crate::proto::etcdserverpb::{request_op, LeaseGrantRequest, TxnRequest};
 use crate::proto::internalpb::internal_request;
-use crate::proto::raftkvpb::{client_request::Body as Req, ClientRequest, ErrorCode};
+use crate::proto::raftkvpb::{client_request::Body as Req, client_response::Body, ClientRequest, ErrorCode};
 use crate::server::msgs::{ReadJob, ReadKind};
 use crate::server::ServerHandles;
 use crossbeam_channel::TrySendError;
@@ -25,6 +25,9 @@ pub const MAX_TXN_OPS: usize = 128;
 pub struct Dispatcher {
     pub max_request_bytes: usize,
     pub server: ServerHandles,
+    /// Serve everything here: the requests other members forwarded to this
+    /// one (forwarding them again could loop).
+    pub serve_locally: bool,
 }
 
 /// What a request became.
@@ -113,7 +116,11 @@ impl Dispatcher {
             Req::HashKv(h) => self.read(ReadJob { kind: ReadKind::HashKv(h.revision), responder }, true),
             Req::LeaseGrant(g) => self.lease_grant(g, responder),
             Req::LeaseRevoke(r) => propose(internal_request::Body::LeaseRevoke(r), responder),
-            Req::LeaseTimeToLive(t) => self.read(ReadJob { kind: ReadKind::LeaseTimeToLive(t), responder }, false),
+            Req::LeaseTimeToLive(t) => match self.leader_elsewhere() {
+                // By the leader's clock, as etcd.
+                Some(leader) => self.forward(leader, Req::LeaseTimeToLive(t), responder),
+                None => self.read(ReadJob { kind: ReadKind::LeaseTimeToLive(t), responder }, false),
+            },
             Req::LeaseLeases(_) => self.read(ReadJob { kind: ReadKind::LeaseLeases, responder }, false),
             Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
             // Only meaningful on an open stream (the I/O thread routes it).
@@ -125,6 +132,30 @@ impl Dispatcher {
                     .fail(ApiError::new(ErrorCode::NotImplemented, format!("raftkv: {kind} is not implemented yet")))
             }
         }
+    }
+
+    /// The leader, when it is another member and this request may be
+    /// forwarded to it.
+    fn leader_elsewhere(&self) -> Option<u64> {
+        let l = self.server.leader.current();
+        (!self.serve_locally && l.leader != 0 && !l.is_self).then_some(l.leader)
+    }
+
+    /// Forwards to the leader; the answer's header is this member's, as
+    /// etcd fills it where the client is.
+    fn forward(&self, leader: u64, body: Req, responder: Responder) {
+        let deadline = std::time::Instant::now() + self.server.proposer.request_timeout;
+        let status = self.server.status.clone();
+        let done = move |r: Result<Body, ApiError>| {
+            responder.answer(r.map(|b| match b {
+                Body::LeaseTimeToLive(mut t) => {
+                    t.header = Some(status.header(t.header.map_or(0, |h| h.revision)));
+                    Body::LeaseTimeToLive(t)
+                }
+                other => other,
+            }))
+        };
+        self.server.forwarder.forward(leader, body, deadline, Box::new(done));
     }
 
     fn read(&self, job: ReadJob, serializable: bool) {

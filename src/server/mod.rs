@@ -42,6 +42,7 @@ use crate::proto::raftpb::{ConfChange, ConfChangeType, Entry, EntryType, HardSta
 use crate::raft::{self, RawNode};
 use crate::storage::db::CF_RAFT_STATE;
 use crate::storage::{Db, RaftLogStorage};
+use crate::transport::forward::{ForwardSlot, Forwarder};
 use crate::transport::incarnation::Incarnations;
 use crate::transport::members::Members;
 use crate::transport::{peer_io, PeerTransport};
@@ -100,6 +101,8 @@ pub struct ServerHandles {
     pub watch: WatchHub,
     pub lease: LeaseHandles,
     pub leader: Arc<Notices<LeaderInfo>>,
+    /// Sends requests that must be served by the leader to it.
+    pub forwarder: Forwarder,
 }
 
 /// What the client side needs for leases.
@@ -130,6 +133,7 @@ pub struct Server {
     read_threads: Vec<JoinHandle<()>>,
     failure: Receiver<String>,
     db: Arc<Db>,
+    forward_slot: ForwardSlot,
 }
 
 impl Server {
@@ -192,6 +196,7 @@ impl Server {
         let peer_poll = mio::Poll::new().map_err(|e| e.to_string())?;
         let peer_waker = Arc::new(mio::Waker::new(peer_poll.registry(), peer_io::WAKER).map_err(|e| e.to_string())?);
         let (cmd_tx, cmd_rx) = bounded(PEER_CMD_QUEUE);
+        let forward_slot = ForwardSlot::default();
         let peer_io = peer_io::PeerIo::new(
             peer_poll,
             mio::net::TcpListener::from_std(peer_listener),
@@ -201,6 +206,8 @@ impl Server {
                 member_id,
                 snap_dir: snap_dir.clone(),
                 incarnations: incarnations.clone(),
+                forward: forward_slot.clone(),
+                forwards_served: Arc::default(),
             },
             members.clone(),
             peer_tx,
@@ -308,7 +315,7 @@ impl Server {
                 wait: wait.clone(),
                 kv: kv.clone(),
                 db: db.clone(),
-                members,
+                members: members.clone(),
                 incarnations,
                 gate,
                 snap_dir,
@@ -384,6 +391,7 @@ impl Server {
             watch,
             lease,
             leader,
+            forwarder: Forwarder::new(member_id, cluster_id, members.clone()),
         };
         Ok(Server {
             member_id,
@@ -403,6 +411,7 @@ impl Server {
             read_threads,
             failure: fail_rx,
             db,
+            forward_slot,
         })
     }
 
@@ -412,6 +421,12 @@ impl Server {
 
     pub fn status(&self) -> &Arc<NodeStatus> {
         &self.handles.status
+    }
+
+    /// Where the client side installs how requests forwarded to this
+    /// member are served (refused until then).
+    pub fn forward_slot(&self) -> &ForwardSlot {
+        &self.forward_slot
     }
 
     pub fn kv(&self) -> &Arc<KvStore> {
@@ -437,6 +452,9 @@ impl Server {
             return;
         }
         self.handles.status.set_stopping();
+        // Forwarded requests are refused from now on, and nothing keeps
+        // the handles the forwarding closure holds.
+        *self.forward_slot.write().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = self.raft_stop.send(());
         join(self.raft_thread.take());
         // The transport went with the raft thread: the peer thread stops.

@@ -3,8 +3,10 @@
 //! Owns the `Transport` seam the raft thread sends through, and the peer
 //! I/O. A single-node cluster uses [`NoPeers`]; a cluster uses
 //! [`PeerTransport`]: one mio thread for every message connection
-//! (`peer_io`), one thread per snapshot in flight (`snapshot`).
+//! (`peer_io`), one thread per snapshot in flight (`snapshot`), and the
+//! connections that forward client requests to the leader (`forward`).
 
+pub mod forward;
 pub mod incarnation;
 pub mod members;
 pub mod peer_io;

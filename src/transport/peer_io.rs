@@ -8,13 +8,14 @@
 //! Inbound: the handshake is checked (cluster id, an existing member, this
 //! member as the target) and refused with a logged reason otherwise; frames
 //! are validated like client frames; messages go to the raft thread, or are
-//! dropped if it is behind. A snapshot connection is handed to its own
-//! thread so messages never queue behind it. Never blocks on a peer.
+//! dropped if it is behind. A snapshot connection, and a connection of
+//! forwarded client requests, is handed to its own thread so messages never
+//! queue behind it. Never blocks on a peer.
 
 use super::incarnation::{Incarnations, PeerSeen};
 use super::members::Members;
-use super::snapshot;
 use super::PeerReport;
+use super::{forward, snapshot};
 use crate::plumbing::doorbell::RingingSender;
 use crate::plumbing::framing::{encode_frame_into, Frame, FrameDecoder};
 use crate::proto::peerpb::{hello::Kind, Hello, HelloReply};
@@ -28,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +61,11 @@ pub struct PeerIoConfig {
     /// This member's data-directory incarnation and what it knows of its
     /// peers', exchanged in handshakes.
     pub incarnations: Arc<Incarnations>,
+    /// How forwarded client requests are served (set once the node's
+    /// dispatcher exists).
+    pub forward: forward::ForwardSlot,
+    /// Forwarding connections being served now.
+    pub forwards_served: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 enum OutState {
@@ -500,6 +507,9 @@ impl PeerIo {
                     self.hand_over_snapshot(token, hello.from);
                     return false;
                 }
+                if hello.kind() == Kind::Forward {
+                    return self.accept_forward(token, hello.from);
+                }
                 // Before any message of this connection reaches the raft
                 // thread: whether the peer, or this member, lost its data.
                 let seen =
@@ -552,6 +562,43 @@ impl PeerIo {
         if let Err(e) = spawned {
             log::error!("cannot start a snapshot receiver: {e}");
         }
+    }
+
+    /// A forwarding connection: refused while the node cannot serve it yet
+    /// or too many are open, else handed to a thread of its own.
+    fn accept_forward(&mut self, token: Token, from: u64) -> bool {
+        let Some(c) = self.inbound.get_mut(&token) else { return false };
+        let ready = forward::installed(&self.cfg.forward).is_some();
+        let served = self.cfg.forwards_served.clone();
+        let refused = match ready {
+            false => Some("not serving clients"),
+            true if served.fetch_add(1, Ordering::SeqCst) >= forward::MAX_SERVED => {
+                served.fetch_sub(1, Ordering::SeqCst);
+                Some("too many forwarding connections")
+            }
+            true => None,
+        };
+        if let Some(reason) = refused {
+            encode_frame_into(&HelloReply { ok: false, reason: reason.into(), your_incarnation: 0 }, &mut c.out);
+            c.closing = true;
+            return true;
+        }
+        encode_frame_into(&HelloReply { ok: true, ..Default::default() }, &mut c.out);
+        let Some(mut c) = self.inbound.remove(&token) else { return false };
+        let slot = self.cfg.forward.clone();
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        let reply = std::mem::take(&mut c.out);
+        let leftover = c.decoder.take_buffered();
+        let stream = into_std(c.stream);
+        let count = served.clone();
+        let spawned = std::thread::Builder::new()
+            .name("forward-serve".into())
+            .spawn(move || forward::serve(stream, reply, leftover, from, slot, count));
+        if let Err(e) = spawned {
+            served.fetch_sub(1, Ordering::SeqCst);
+            log::error!("cannot serve a forwarding connection: {e}");
+        }
+        false
     }
 
     fn flush_inbound(&mut self, token: Token) {
