@@ -325,7 +325,28 @@ impl Stream {
     /// The next answer, `Err(CallError::Timeout)` if none came before
     /// `deadline`, or why the stream ended.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<client_response::Body, CallError> {
-        match self.rx.recv_deadline(deadline) {
+        self.outcome(self.rx.recv_deadline(deadline))
+    }
+
+    /// `recv_deadline`, but gives `Ok(None)` as soon as `wake` has a message
+    /// or is disconnected, so a thread waiting here can be stopped at once
+    /// (the lease keep-alive loop).
+    pub fn recv_deadline_or(
+        &self,
+        deadline: Instant,
+        wake: &Receiver<()>,
+    ) -> Result<Option<client_response::Body>, CallError> {
+        crossbeam_channel::select! {
+            recv(self.rx) -> d => self.outcome(d.map_err(|_| RecvTimeoutError::Disconnected)).map(Some),
+            recv(wake) -> _ => Ok(None),
+            default(deadline.saturating_duration_since(Instant::now())) => {
+                self.outcome(Err(RecvTimeoutError::Timeout)).map(Some)
+            }
+        }
+    }
+
+    fn outcome(&self, got: Result<Delivery, RecvTimeoutError>) -> Result<client_response::Body, CallError> {
+        match got {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(Failure::Lost(r))) => Err(CallError::Lost(r)),
             Ok(Err(Failure::Protocol(m))) => Err(CallError::Protocol(m)),

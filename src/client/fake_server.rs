@@ -13,9 +13,9 @@ use prost::Message;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type Handler = dyn Fn(&mut Session, ClientRequest) + Send + Sync;
 
@@ -47,6 +47,8 @@ impl Session {
 struct Shared {
     stop: AtomicBool,
     requests: Mutex<Vec<ClientRequest>>,
+    /// Signalled on every request received.
+    arrived: Condvar,
     accepted: AtomicUsize,
     sockets: Mutex<Vec<TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -66,6 +68,7 @@ impl FakeServer {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
             accepted: AtomicUsize::new(0),
             sockets: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
@@ -88,6 +91,23 @@ impl FakeServer {
     /// Requests received whose body satisfies `pred`.
     pub fn count(&self, pred: impl Fn(&client_request::Body) -> bool) -> usize {
         self.requests().iter().filter(|r| r.body.as_ref().is_some_and(&pred)).count()
+    }
+
+    /// Waits (at most `timeout`) until `n` requests satisfying `pred` have
+    /// arrived; false if they did not.
+    pub fn wait_count(&self, n: usize, timeout: Duration, pred: impl Fn(&client_request::Body) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut reqs = self.shared.requests.lock().unwrap();
+        loop {
+            if reqs.iter().filter(|r| r.body.as_ref().is_some_and(&pred)).count() >= n {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            reqs = self.shared.arrived.wait_timeout(reqs, deadline - now).unwrap().0;
+        }
     }
 
     /// Connections accepted so far.
@@ -145,6 +165,7 @@ fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
             let Frame::Message(bytes) = frame else { return };
             let Ok(req) = ClientRequest::decode(bytes) else { return };
             shared.requests.lock().unwrap().push(req.clone());
+            shared.arrived.notify_all();
             (shared.handler)(&mut session, req);
             if session.closed {
                 let _ = stream.shutdown(Shutdown::Both);

@@ -7,7 +7,9 @@
 //! Layout: `conn` (one connection: writer thread, reader thread, answers
 //! matched by request id), `dispatch` (the waiting calls of a connection),
 //! `pool` (connections per endpoint, round robin, reconnect), `retry` (what
-//! may be retried), `kv` (typed calls), `error`, `endpoint`.
+//! may be retried), `kv` (typed calls), `lease` (lease calls),
+//! `keepalive` + `keepalive_loop` (a lease kept alive in the background),
+//! `watch`, `error`, `endpoint`.
 //!
 //! ```no_run
 //! use raftkv::client::{Client, ClientOptions};
@@ -22,7 +24,10 @@ pub mod conn;
 mod dispatch;
 pub mod endpoint;
 pub mod error;
+pub mod keepalive;
+mod keepalive_loop;
 mod kv;
+mod lease;
 mod pool;
 pub mod retry;
 pub mod watch;
@@ -30,9 +35,12 @@ pub mod watch;
 #[cfg(test)]
 pub(crate) mod fake_server;
 #[cfg(test)]
+mod lease_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::ClientError;
+pub use keepalive::{KeepAlive, KeepAliveEvent, KeepAliveRecvError};
 pub use kv::prefix_end;
 
 use crate::plumbing::ApiError;
@@ -190,7 +198,17 @@ impl Client {
     /// Sends a request on one connection and returns the stream of its
     /// answers (watch, lease keep-alive). Not retried: the caller re-opens.
     pub fn open_stream(&self, body: client_request::Body, capacity: usize) -> Result<conn::Stream, ClientError> {
-        let deadline = Instant::now() + self.inner.opts.request_timeout;
+        self.open_stream_until(body, capacity, Instant::now() + self.inner.opts.request_timeout)
+    }
+
+    /// `open_stream` with its own deadline (the keep-alive loop must not
+    /// wait past its lease's).
+    pub(crate) fn open_stream_until(
+        &self,
+        body: client_request::Body,
+        capacity: usize,
+        deadline: Instant,
+    ) -> Result<conn::Stream, ClientError> {
         let encoded = EncodedRequest::new(&body);
         let mut backoff = Backoff::new();
         loop {

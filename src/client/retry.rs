@@ -1,8 +1,10 @@
 //! When a failed call may be tried again, and how long to wait before.
 //!
-//! Owns the safety rule: a read (Range, a Txn made only of ranges, Status)
-//! may be retried on a connection failure or a retryable server error; a
-//! write only if it provably never left this process. Never performs I/O.
+//! Owns the safety rule: a read (Range, a Txn made only of ranges, Status,
+//! a lease's time-to-live, the lease list) may be retried on a connection
+//! failure or a retryable server error; a write (lease grant and revoke
+//! included) only if it provably never left this process. Never performs
+//! I/O.
 
 use crate::proto::etcdserverpb::{request_op, TxnRequest};
 use crate::proto::raftkvpb::client_request::Body;
@@ -12,8 +14,12 @@ use std::time::{Duration, Instant};
 /// harmless.
 pub fn is_read_only(body: &Body) -> bool {
     match body {
-        Body::Range(_) | Body::Status(_) => true,
+        Body::Range(_) | Body::Status(_) | Body::LeaseTimeToLive(_) | Body::LeaseLeases(_) => true,
         Body::Txn(t) => txn_is_read_only(t),
+        // Writes. A lease grant sent twice may create two leases (ID 0: the
+        // server picks) or fail with "lease already exists"; a revoke sent
+        // twice fails with "lease not found". Keep-alives are streams: they
+        // never go through `call` (lease.rs retries them itself).
         _ => false,
     }
 }
@@ -69,7 +75,8 @@ impl Default for Backoff {
 mod tests {
     use super::*;
     use crate::proto::etcdserverpb::{
-        CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, StatusRequest,
+        CompactionRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseLeasesRequest, LeaseRevokeRequest,
+        LeaseTimeToLiveRequest, PutRequest, RangeRequest, RequestOp, StatusRequest,
     };
 
     fn op(r: request_op::Request) -> RequestOp {
@@ -83,6 +90,11 @@ mod tests {
         assert!(!is_read_only(&Body::Put(PutRequest::default())));
         assert!(!is_read_only(&Body::DeleteRange(DeleteRangeRequest::default())));
         assert!(!is_read_only(&Body::Compact(CompactionRequest::default())));
+        assert!(is_read_only(&Body::LeaseTimeToLive(LeaseTimeToLiveRequest::default())));
+        assert!(is_read_only(&Body::LeaseLeases(LeaseLeasesRequest::default())));
+        assert!(!is_read_only(&Body::LeaseGrant(LeaseGrantRequest::default())));
+        assert!(!is_read_only(&Body::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 7 })));
+        assert!(!is_read_only(&Body::LeaseRevoke(LeaseRevokeRequest::default())));
         let read_txn = TxnRequest {
             success: vec![op(request_op::Request::RequestRange(RangeRequest::default()))],
             failure: vec![op(request_op::Request::RequestTxn(TxnRequest {

@@ -10,6 +10,7 @@
 
 use super::exit::{CtlError, EXIT_ERROR};
 use super::gofmt;
+use super::lease_args::LeaseArgs;
 use super::ops::{DelFlags, GetFlags, PutFlags};
 use super::watch_args::WatchFlags;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
@@ -65,6 +66,9 @@ pub enum Command {
         override_usage = "raftkvctl watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]"
     )]
     Watch(WatchArgs),
+    /// Lease related commands
+    #[command(disable_help_flag = true)]
+    Lease(LeaseArgs),
     /// Endpoint related commands
     Endpoint(EndpointArgs),
     /// Membership related commands

@@ -1,7 +1,7 @@
 //! Go-compatible parsing and formatting, so raftkvctl's texts match
 //! etcdctl's byte for byte: `strconv.ParseInt`/`ParseBool` and their error
 //! texts, `time.ParseDuration` and `Duration.String`, `strconv.Quote`
-//! (`%q`), `strconv.Unquote`, `encoding/json` string escaping, and
+//! (`%q`), `%016x` of lease ids, `strconv.Unquote`, `encoding/json` string escaping, and
 //! go-humanize's `Bytes`.
 //!
 //! Owns only these conversions; never does I/O.
@@ -31,6 +31,17 @@ pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
         return Err(err("value out of range"));
     }
     Ok(if neg { (v as i128).wrapping_neg() as i64 } else { v as i64 })
+}
+
+/// Go's `%016x` of an int64 lease id: lowercase hex zero-padded to 16
+/// characters, a negative id as `-` and 15 digits of its magnitude
+/// (`-000000000000005`), not two's complement.
+pub fn lease_hex(id: i64) -> String {
+    if id < 0 {
+        format!("-{:015x}", id.unsigned_abs())
+    } else {
+        format!("{id:016x}")
+    }
 }
 
 /// `strconv.ParseBool`.
@@ -295,6 +306,15 @@ pub fn humanize_bytes(s: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_hex_matches_go_016x() {
+        assert_eq!(lease_hex(0x168ca2516d549006), "168ca2516d549006");
+        assert_eq!(lease_hex(0x1234abcd), "000000001234abcd");
+        assert_eq!(lease_hex(0), "0000000000000000");
+        assert_eq!(lease_hex(-5), "-000000000000005");
+        assert_eq!(lease_hex(i64::MIN), "-8000000000000000");
+    }
 
     #[test]
     fn parse_int_matches_go() {

@@ -7,16 +7,20 @@
 //! `txn_parse` (the txn grammar), `print` (output formats), `gofmt` (Go
 //! texts), `exit` (codes), and one module per command group (`cmd_kv`,
 //! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_watch` with
-//! `watch_args`, `watch_exec` and `watch_session`).
+//! `watch_args`, `watch_exec` and `watch_session`, `cmd_lease` with
+//! `lease_args` and `lease_help`).
 
 pub mod cli;
 pub mod cmd_endpoint;
 pub mod cmd_kv;
+pub mod cmd_lease;
 pub mod cmd_member;
 pub mod cmd_txn;
 pub mod cmd_watch;
 pub mod exit;
 pub mod gofmt;
+pub mod lease_args;
+pub mod lease_help;
 pub mod ops;
 pub mod print;
 pub mod settings;
@@ -84,6 +88,8 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
         Command::Member(a) => match a.command {
             MemberCommand::List => cmd_member::list(&settings).map(|o| (o, None, EXIT_SUCCESS)),
         },
+        // `lease` prints its own help texts, and `lease keep-alive` streams.
+        Command::Lease(a) => return cmd_lease::lease(&settings, a, io),
         // `watch` streams its output as it comes, until it ends.
         Command::Watch(a) => return cmd_watch::watch(&settings, a, &argv, io),
         Command::Version => Ok((

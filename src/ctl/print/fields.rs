@@ -7,8 +7,9 @@
 use super::super::gofmt::quote;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
-    response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, TxnResponse,
-    WatchResponse,
+    response_op, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    TxnResponse, WatchResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 use std::fmt::Write as _;
@@ -153,6 +154,51 @@ pub fn member_list(r: &MemberListResponse) -> Vec<u8> {
         }
         let _ = writeln!(out, "\"IsLearner\" : {}", m.is_learner);
         out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Grant and keep-alive answers: the header, `"ID"` and `"TTL"`.
+fn id_ttl(header: Option<&ResponseHeader>, id: i64, ttl: i64) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, header);
+    let _ = writeln!(out, "\"ID\" : {id}");
+    let _ = writeln!(out, "\"TTL\" : {ttl}");
+    out.into_bytes()
+}
+
+pub fn lease_grant(r: &LeaseGrantResponse) -> Vec<u8> {
+    id_ttl(r.header.as_ref(), r.id, r.ttl)
+}
+
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> Vec<u8> {
+    id_ttl(r.header.as_ref(), r.id, r.ttl)
+}
+
+pub fn lease_revoke(r: &LeaseRevokeResponse) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    out.into_bytes()
+}
+
+/// Keys are listed whenever the answer has them (only with `--keys`).
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    let _ = writeln!(out, "\"ID\" : {}", r.id);
+    let _ = writeln!(out, "\"TTL\" : {}", r.ttl);
+    let _ = writeln!(out, "\"GrantedTTL\" : {}", r.granted_ttl);
+    for k in &r.keys {
+        let _ = writeln!(out, "\"Key\" : {}", quote(k));
+    }
+    out.into_bytes()
+}
+
+pub fn lease_leases(r: &LeaseLeasesResponse) -> Vec<u8> {
+    let mut out = String::new();
+    hdr(&mut out, r.header.as_ref());
+    for l in &r.leases {
+        let _ = writeln!(out, "\"ID\" : {}", l.id);
     }
     out.into_bytes()
 }

@@ -6,12 +6,19 @@
 //! (`{"Response":{"ResponsePut":{...}}}`), every field omitted when zero,
 //! false or empty, uint64 ids as plain JSON numbers, keys and values in
 //! standard base64. One line, newline-terminated.
+//!
+//! Lease answers are clientv3's own structs, not the protobuf ones: the
+//! header is embedded, so its fields sit at the top level, and the other
+//! fields have no `omitempty` (`"Error":""`, `"keys":null`), under
+//! clientv3's names (`ID`/`TTL`, or `id`/`ttl`/`granted-ttl`/`keys` for
+//! time-to-live).
 
 use super::super::gofmt::json_string;
 use super::{EpHealth, EpStatus};
 use crate::proto::etcdserverpb::{
-    response_op, DeleteRangeResponse, Member, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
-    StatusResponse, TxnResponse, WatchResponse,
+    response_op, DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, Member, MemberListResponse, PutResponse, RangeResponse,
+    ResponseHeader, StatusResponse, TxnResponse, WatchResponse,
 };
 use crate::proto::mvccpb::{Event, KeyValue};
 use base64::Engine as _;
@@ -244,4 +251,56 @@ pub fn member_list(r: &MemberListResponse) -> String {
             .opt("members", nonempty_array(&r.members, member_obj))
             .done(),
     )
+}
+
+/// An object starting with the fields of an embedded `*ResponseHeader`
+/// (none when it is nil).
+fn flattened(h: Option<&ResponseHeader>) -> Obj {
+    let mut o = Obj::new();
+    if let Some(h) = h {
+        o.num("cluster_id", h.cluster_id)
+            .num("member_id", h.member_id)
+            .num("revision", h.revision)
+            .num("raft_term", h.raft_term);
+    }
+    o
+}
+
+pub fn lease_grant(r: &LeaseGrantResponse) -> String {
+    let mut o = flattened(r.header.as_ref());
+    o.raw("ID", &r.id.to_string()).raw("TTL", &r.ttl.to_string()).raw("Error", &json_string(r.error.as_bytes()));
+    line(o.done())
+}
+
+/// The protobuf message itself (`LeaseRevokeResponse` is not wrapped by
+/// clientv3).
+pub fn lease_revoke(r: &LeaseRevokeResponse) -> String {
+    line(Obj::new().opt("header", r.header.as_ref().map(header)).done())
+}
+
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> String {
+    let mut o = flattened(r.header.as_ref());
+    o.raw("ID", &r.id.to_string()).raw("TTL", &r.ttl.to_string());
+    line(o.done())
+}
+
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse) -> String {
+    let mut o = flattened(r.header.as_ref());
+    let keys = if r.keys.is_empty() {
+        "null".to_string()
+    } else {
+        array(&r.keys, |k| format!("\"{}\"", base64::engine::general_purpose::STANDARD.encode(k)))
+    };
+    o.raw("id", &r.id.to_string())
+        .raw("ttl", &r.ttl.to_string())
+        .raw("granted-ttl", &r.granted_ttl.to_string())
+        .raw("keys", &keys);
+    line(o.done())
+}
+
+/// clientv3 copies the leases into a fresh slice: `[]` when there are none.
+pub fn lease_leases(r: &LeaseLeasesResponse) -> String {
+    let mut o = flattened(r.header.as_ref());
+    o.raw("leases", &array(&r.leases, |l| format!("{{\"id\":{}}}", l.id)));
+    line(o.done())
 }

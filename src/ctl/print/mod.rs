@@ -13,7 +13,9 @@ pub mod table;
 
 use super::exit::CtlError;
 use crate::proto::etcdserverpb::{
-    DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, StatusResponse, TxnResponse, WatchResponse,
+    DeleteRangeResponse, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeResponse,
+    LeaseTimeToLiveResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader, StatusResponse,
+    TxnResponse, WatchResponse,
 };
 use prost::Message;
 
@@ -89,6 +91,13 @@ pub struct EpHealth {
 pub struct Printer {
     pub format: Format,
     pub hex: bool,
+}
+
+/// What etcdctl's protobuf printer writes for clientv3's lease answers:
+/// they embed `*ResponseHeader`, whose `Marshal` is promoted, so only the
+/// header is marshalled (revoke's answer is the protobuf message itself).
+fn header_pb(h: Option<&ResponseHeader>) -> Vec<u8> {
+    h.map(|h| h.encode_to_vec()).unwrap_or_default()
 }
 
 fn unsupported(format: Format) -> CtlError {
@@ -175,6 +184,59 @@ impl Printer {
             Format::Table => table::member_list(r).into_bytes(),
             Format::Fields => fields::member_list(r),
             Format::Protobuf => r.encode_to_vec(),
+        }))
+    }
+
+    pub fn lease_grant(&self, r: &LeaseGrantResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::lease_grant(r),
+            Format::Json => json::lease_grant(r).into_bytes(),
+            Format::Fields => fields::lease_grant(r),
+            Format::Protobuf => header_pb(r.header.as_ref()),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    /// `id` is the revoked lease (simple prints it; the answer lacks it).
+    pub fn lease_revoke(&self, id: i64, r: &LeaseRevokeResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::lease_revoke(id),
+            Format::Json => json::lease_revoke(r).into_bytes(),
+            Format::Fields => fields::lease_revoke(r),
+            Format::Protobuf => r.encode_to_vec(),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    /// One renewal (`keep-alive --once`, or each one of a continuous
+    /// keep-alive).
+    pub fn lease_keep_alive(&self, r: &LeaseKeepAliveResponse) -> Result<Vec<u8>, CtlError> {
+        Ok(match self.format {
+            Format::Simple => simple::lease_keep_alive(r),
+            Format::Json => json::lease_keep_alive(r).into_bytes(),
+            Format::Fields => fields::lease_keep_alive(r),
+            Format::Protobuf => header_pb(r.header.as_ref()),
+            Format::Table => return Err(unsupported(self.format)),
+        })
+    }
+
+    pub fn lease_time_to_live(&self, r: &LeaseTimeToLiveResponse, keys: bool) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::lease_time_to_live(r, keys),
+            Format::Json => json::lease_time_to_live(r).into_bytes(),
+            Format::Fields => fields::lease_time_to_live(r),
+            Format::Protobuf => header_pb(r.header.as_ref()),
+            Format::Table => return Err(unsupported(self.format)),
+        }))
+    }
+
+    pub fn lease_leases(&self, r: &LeaseLeasesResponse) -> Result<Output, CtlError> {
+        Ok(Output::out(match self.format {
+            Format::Simple => simple::lease_leases(r),
+            Format::Json => json::lease_leases(r).into_bytes(),
+            Format::Fields => fields::lease_leases(r),
+            Format::Protobuf => header_pb(r.header.as_ref()),
+            Format::Table => return Err(unsupported(self.format)),
         }))
     }
 

@@ -1,14 +1,17 @@
 //! The simple format: etcdctl's default, line oriented output.
 //!
 //! Owns the texts of `OK`, key/value lines (raw bytes, or `\xNN` with
-//! `--hex`), deleted counts, `SUCCESS`/`FAILURE` with op outputs, and the
+//! `--hex`), deleted counts, `SUCCESS`/`FAILURE` with op outputs, the
+//! lease lines (ids as Go's `%016x`; `--hex` does not apply), and the
 //! endpoint status and health lines. Never decides about errors.
 
 use super::super::gofmt;
 use super::{EpHealth, EpStatus};
-use crate::proto::etcdserverpb::WatchResponse;
 use crate::proto::etcdserverpb::{
     response_op, DeleteRangeResponse, MemberListResponse, PutResponse, RangeResponse, TxnResponse,
+};
+use crate::proto::etcdserverpb::{
+    LeaseGrantResponse, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseTimeToLiveResponse, WatchResponse,
 };
 use crate::proto::mvccpb::{event::EventType, KeyValue};
 
@@ -165,6 +168,57 @@ pub fn member_list(r: &MemberListResponse) -> Vec<u8> {
     let mut out = String::new();
     for row in member_list_rows(r) {
         out.push_str(&row.join(", "));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+pub fn lease_grant(r: &LeaseGrantResponse) -> Vec<u8> {
+    format!("lease {} granted with TTL({}s)\n", gofmt::lease_hex(r.id), r.ttl).into_bytes()
+}
+
+/// The revoked id is the one asked for (the answer has none).
+pub fn lease_revoke(id: i64) -> Vec<u8> {
+    format!("lease {} revoked\n", gofmt::lease_hex(id)).into_bytes()
+}
+
+/// No `s` after the TTL here, unlike grant and timetolive.
+pub fn lease_keep_alive(r: &LeaseKeepAliveResponse) -> Vec<u8> {
+    format!("lease {} keepalived with TTL({})\n", gofmt::lease_hex(r.id), r.ttl).into_bytes()
+}
+
+/// The line continuous `lease keep-alive` ends with when the lease is gone.
+pub fn lease_keep_alive_lost(id: i64) -> Vec<u8> {
+    format!("lease {} expired or revoked.\n", gofmt::lease_hex(id)).into_bytes()
+}
+
+/// `already expired` only for etcd's "not found" answer (TTL -1, granted
+/// TTL 0); with `keys`, the keys as Go's `%v` of a string slice.
+pub fn lease_time_to_live(r: &LeaseTimeToLiveResponse, keys: bool) -> Vec<u8> {
+    if r.granted_ttl == 0 && r.ttl == -1 {
+        return format!("lease {} already expired\n", gofmt::lease_hex(r.id)).into_bytes();
+    }
+    let mut out =
+        format!("lease {} granted with TTL({}s), remaining({}s)", gofmt::lease_hex(r.id), r.granted_ttl, r.ttl)
+            .into_bytes();
+    if keys {
+        out.extend_from_slice(b", attached keys([");
+        for (i, k) in r.keys.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(k);
+        }
+        out.extend_from_slice(b"])");
+    }
+    out.push(b'\n');
+    out
+}
+
+pub fn lease_leases(r: &LeaseLeasesResponse) -> Vec<u8> {
+    let mut out = format!("found {} leases\n", r.leases.len());
+    for l in &r.leases {
+        out.push_str(&gofmt::lease_hex(l.id));
         out.push('\n');
     }
     out.into_bytes()
