@@ -360,3 +360,44 @@ fn followers_serve_keep_alives_and_a_new_leader_keeps_the_clock() {
         n.stop();
     }
 }
+
+#[test]
+fn the_client_keep_alive_handle_survives_losing_its_member() {
+    use raftkv::client::{Client, ClientOptions, KeepAliveEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let cfgs = cluster_configs(dir.path(), 3);
+    let handles: Vec<_> = cfgs.iter().cloned().map(|c| std::thread::spawn(move || Node::start(&c))).collect();
+    let mut nodes: Vec<Option<Node>> = handles.into_iter().map(|h| Some(h.join().unwrap().expect("start"))).collect();
+    let leader = leader_index(&nodes);
+    // The leader first: the keep-alive stream starts on the member that goes away.
+    let order = [leader, (leader + 1) % 3, (leader + 2) % 3];
+    let endpoints: Vec<String> = order.iter().map(|&i| nodes[i].as_ref().unwrap().client_addr().to_string()).collect();
+    let client = Client::connect(&endpoints, ClientOptions::default()).expect("connect");
+    let lease = client.lease_grant(2, 0).expect("grant");
+    client
+        .call(Req::Put(PutRequest { key: "held".into(), value: "v".into(), lease: lease.id, ..Default::default() }))
+        .expect("put");
+    let keep = client.keep_alive(lease.id).expect("keep-alive");
+    let renewed = |keep: &raftkv::client::KeepAlive| match keep.recv_timeout(Duration::from_secs(5)) {
+        Ok(KeepAliveEvent::Renewed(r)) => assert_eq!(r.ttl, 2),
+        other => panic!("expected a renewal: {other:?}"),
+    };
+    renewed(&keep);
+    renewed(&keep);
+    nodes[leader].take().unwrap().stop();
+    // Renewals go on through the new leader for longer than the TTL.
+    let since = Instant::now();
+    while since.elapsed() < Duration::from_secs(5) {
+        renewed(&keep);
+    }
+    let new_leader = leader_index(&nodes);
+    let mut c = RawClient::connect(nodes[new_leader].as_ref().unwrap().client_addr());
+    assert_eq!(lease_of_key(&mut c, "held"), Some(lease.id), "kept alive across the failover");
+    drop(keep);
+    wait_until(Duration::from_secs(6), "the lease expires once nobody renews it", || {
+        lease_of_key(&mut c, "held").is_none()
+    });
+    for n in nodes.into_iter().flatten() {
+        n.stop();
+    }
+}
