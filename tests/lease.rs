@@ -401,3 +401,59 @@ fn the_client_keep_alive_handle_survives_losing_its_member() {
         n.stop();
     }
 }
+
+#[test]
+fn a_follower_restored_from_a_snapshot_has_the_leases_and_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfgs = cluster_configs(dir.path(), 3);
+    for c in &mut cfgs {
+        c.snapshot_count = 100;
+        c.snapshot_catchup_entries = 20;
+    }
+    let handles: Vec<_> = cfgs.iter().cloned().map(|c| std::thread::spawn(move || Node::start(&c))).collect();
+    let mut nodes: Vec<Option<Node>> = handles.into_iter().map(|h| Some(h.join().unwrap().expect("start"))).collect();
+    let leader = leader_index(&nodes);
+    let follower = (leader + 1) % 3;
+    nodes[follower].take().unwrap().stop();
+    let mut c = RawClient::connect(nodes[leader].as_ref().unwrap().client_addr());
+    let (a, _) = grant(&mut c, 60, 0).unwrap();
+    let (b, _) = grant(&mut c, 60, 0).unwrap();
+    put(&mut c, "a1", a).unwrap();
+    put(&mut c, "a2", a).unwrap();
+    put(&mut c, "b1", b).unwrap();
+    for i in 0..300 {
+        put(&mut c, &format!("filler{i}"), 0).unwrap();
+    }
+    let f = Node::start(&cfgs[follower]).expect("restart the follower");
+    let applied = nodes[leader].as_ref().unwrap().status().applied();
+    wait_until(Duration::from_secs(20), "the follower catches up", || f.status().applied() >= applied);
+    assert!(f.kv().reloads() > 0, "the follower caught up from a snapshot, not the log");
+    // Its own table answers its keep-alives.
+    let mut fc = RawClient::connect(f.client_addr());
+    let s = fc.send(Req::LeaseKeepAlive(LeaseKeepAliveRequest { id: a }));
+    assert_eq!(next_keep_alive(&mut fc, s), Ok((a, 60)), "the lease came with the snapshot");
+    // Its attachments too: the revocation deletes the same keys on every member.
+    revoke(&mut c, a).unwrap();
+    let applied = nodes[leader].as_ref().unwrap().status().applied();
+    wait_until(Duration::from_secs(10), "the follower applies the revoke", || f.status().applied() >= applied);
+    let serializable = |c: &mut RawClient, key: &str| match c.call(Req::Range(RangeRequest {
+        key: key.to_string().into(),
+        serializable: true,
+        ..Default::default()
+    })) {
+        Resp::Range(r) => r.kvs.first().map(|kv| kv.lease),
+        other => panic!("range: {other:?}"),
+    };
+    assert_eq!(serializable(&mut fc, "a1"), None, "deleted on the follower too");
+    assert_eq!(serializable(&mut fc, "a2"), None);
+    assert_eq!(serializable(&mut fc, "b1"), Some(b));
+    let hash = |c: &mut RawClient| match c.call(Req::HashKv(Default::default())) {
+        Resp::HashKv(h) => (h.hash, h.hash_revision),
+        other => panic!("hash: {other:?}"),
+    };
+    assert_eq!(hash(&mut fc), hash(&mut c), "the follower's keyspace equals the leader's");
+    f.stop();
+    for n in nodes.into_iter().flatten() {
+        n.stop();
+    }
+}
