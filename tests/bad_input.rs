@@ -185,7 +185,12 @@ fn validation_errors_keep_etcd_wording() {
         ErrorCode::DuplicateKey,
         "etcdserver: duplicate key given in txn request",
     );
-    match bad.call(Req::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 0 })) {
+    expect_error(
+        bad.call(Req::LeaseGrant(LeaseGrantRequest { ttl: 9_000_000_001, id: 0 })),
+        ErrorCode::LeaseTtlTooLarge,
+        "etcdserver: too large lease TTL",
+    );
+    match bad.call(Req::Defragment(Default::default())) {
         Resp::Error(e) => assert_eq!(e.code, ErrorCode::NotImplemented as i32, "{e:?}"),
         other => panic!("{other:?}"),
     }

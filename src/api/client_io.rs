@@ -14,11 +14,12 @@
 //! output, requests and streams in flight per connection, the number of
 //! connections, time to finish a frame, and idle time.
 
-use super::dispatch::{Dispatched, Dispatcher};
+use super::dispatch::Dispatcher;
+use super::in_flight::InFlight;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::framing::{encode_frame_into, peek_request_id, Frame, FrameDecoder};
-use crate::plumbing::outbox::{Notifier, Outbox, StreamOwner};
-use crate::proto::raftkvpb::{client_request, client_response::Body, ClientRequest, ClientResponse, ErrorCode};
+use crate::plumbing::outbox::{Notifier, Outbox};
+use crate::proto::raftkvpb::{client_response::Body, ClientRequest, ClientResponse, ErrorCode};
 use crate::server::status::NodeStatus;
 use bytes::{Buf, BytesMut};
 use mio::net::{TcpListener, TcpStream};
@@ -59,14 +60,6 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
-/// A request id in flight on a connection.
-enum InFlight {
-    /// One answer is due by the deadline.
-    Unary(Instant),
-    /// Answers come until the stream ends; the owner hears of its end.
-    Stream(Box<dyn StreamOwner>),
-}
-
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
@@ -75,7 +68,7 @@ struct Conn {
     outbox: Arc<Outbox>,
     /// Encoded answers not yet written.
     out: BytesMut,
-    in_flight: HashMap<u64, InFlight>,
+    in_flight: InFlight,
     last_activity: Instant,
     frame_started: Option<Instant>,
     interest: Interest,
@@ -141,10 +134,7 @@ impl ClientIo {
             if let Some(deadline) = stop_deadline {
                 // Streams never finish on their own: only unary requests
                 // and unwritten output hold the stop back.
-                let busy = self
-                    .conns
-                    .values()
-                    .any(|c| !c.out.is_empty() || c.in_flight.values().any(|f| matches!(f, InFlight::Unary(_))));
+                let busy = self.conns.values().any(|c| !c.out.is_empty() || c.in_flight.has_unary());
                 if !busy || Instant::now() >= deadline {
                     break;
                 }
@@ -209,7 +199,7 @@ impl ClientIo {
                             decoder: FrameDecoder::new(self.limits.max_frame),
                             outbox: Outbox::new(id, self.limits.stream_output, self.notifier.clone()),
                             out: BytesMut::new(),
-                            in_flight: HashMap::new(),
+                            in_flight: InFlight::new(self.limits.max_in_flight_per_conn, self.limits.request_timeout),
                             last_activity: Instant::now(),
                             frame_started: None,
                             interest: Interest::READABLE,
@@ -305,43 +295,10 @@ impl ClientIo {
                 return;
             }
         };
-        let rid = req.request_id;
-        match c.in_flight.get_mut(&rid) {
-            Some(InFlight::Stream(owner)) => {
-                match req.body {
-                    Some(client_request::Body::CancelStream(_)) => {
-                        owner.on_end();
-                        c.in_flight.remove(&rid);
-                    }
-                    Some(body) => owner.on_request(body),
-                    None => write_response(c, rid, Err(ApiError::of(ErrorCode::UnknownRequest))),
-                }
-                return;
-            }
-            Some(InFlight::Unary(_)) => {
-                write_response(
-                    c,
-                    rid,
-                    Err(ApiError::invalid(format!("raftkv: request id {rid} is already in flight"))),
-                );
-                return;
-            }
-            None => {}
-        }
-        if let Some(client_request::Body::CancelStream(_)) = req.body {
-            return; // the stream ended already: nothing to cancel
-        }
-        if c.in_flight.len() >= self.limits.max_in_flight_per_conn {
-            write_response(c, rid, Err(ApiError::of(ErrorCode::TooManyRequests)));
-            return;
-        }
-        // Registered before dispatching: an answer may be queued at once.
-        c.in_flight.insert(rid, InFlight::Unary(Instant::now() + self.limits.request_timeout));
         let outbox = c.outbox.clone();
-        if let Dispatched::Stream(owner) = self.dispatcher.dispatch(req, &outbox) {
-            if let Some(c) = self.conns.get_mut(&token) {
-                c.in_flight.insert(rid, InFlight::Stream(owner));
-            }
+        let dispatcher = &self.dispatcher;
+        if let Some((rid, e)) = c.in_flight.admit(req, Instant::now(), |req| dispatcher.dispatch(req, &outbox)) {
+            write_response(c, rid, Err(e));
         }
     }
 
@@ -353,21 +310,7 @@ impl ClientIo {
             let token = Token(conn as usize);
             let Some(c) = self.conns.get_mut(&token) else { continue };
             for out in c.outbox.drain() {
-                let rid = out.response.request_id;
-                let wanted = match c.in_flight.get(&rid) {
-                    Some(InFlight::Unary(_)) => {
-                        c.in_flight.remove(&rid);
-                        true
-                    }
-                    Some(InFlight::Stream(_)) => {
-                        if out.ends {
-                            c.in_flight.remove(&rid);
-                        }
-                        true
-                    }
-                    None => false,
-                };
-                if wanted {
+                if c.in_flight.take_answer(&out) {
                     encode_frame_into(&out.response, &mut c.out);
                 }
             }
@@ -430,14 +373,7 @@ impl ClientIo {
         let mut to_close = Vec::new();
         let mut to_flush = Vec::new();
         for (&token, c) in self.conns.iter_mut() {
-            let expired: Vec<u64> = c
-                .in_flight
-                .iter()
-                .filter(|(_, f)| matches!(f, InFlight::Unary(d) if *d <= now))
-                .map(|(&id, _)| id)
-                .collect();
-            for id in expired {
-                c.in_flight.remove(&id);
+            for id in c.in_flight.expire(now) {
                 let code = if no_leader { ErrorCode::NoLeader } else { ErrorCode::Timeout };
                 write_response(c, id, Err(ApiError::of(code)));
                 to_flush.push(token);
@@ -467,11 +403,7 @@ impl ClientIo {
                 log::info!("closing client {}: {why}", c.peer);
             }
             c.outbox.close();
-            for (_, f) in c.in_flight.drain() {
-                if let InFlight::Stream(mut owner) = f {
-                    owner.on_end();
-                }
-            }
+            c.in_flight.close();
             let _ = self.poll.registry().deregister(&mut c.stream);
         }
     }

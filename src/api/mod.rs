@@ -8,6 +8,7 @@
 
 pub mod client_io;
 pub mod dispatch;
+pub mod in_flight;
 
 pub use crate::plumbing::errors;
 pub use crate::plumbing::framing;
