@@ -88,6 +88,85 @@ pub enum Op {
     /// `clients` watchers on one key, `total` sequential puts to it: the
     /// latency from just before each put to its event at every watcher.
     WatchLatency,
+    /// Like etcd's `lease-keepalive`: `clients` clients (over `conns`
+    /// connections) each grant a lease and renew it on a keep-alive stream
+    /// as fast as the answers come back, `total` keep-alives in all.
+    LeaseKeepalive {
+        /// TTL of each client's lease in seconds (etcd's tool grants 100).
+        #[arg(long, default_value_t = 100)]
+        ttl: i64,
+        /// Every keep-alive on a stream of its own, opened for it and
+        /// closed after its answer (what etcd 3.4's tool does: it calls
+        /// `KeepAliveOnce`).
+        #[arg(long)]
+        stream_per_keep_alive: bool,
+    },
+    /// `leases` leases granted (by `clients` threads) and kept alive for
+    /// `duration-secs`, each renewed every TTL/`renewals-per-ttl` over
+    /// `streams` keep-alive streams: renewal latency and whether any lease
+    /// was lost.
+    LeaseScale {
+        #[command(flatten)]
+        scale: LeaseScaleArgs,
+        /// How long to keep the leases alive, in seconds (after granting).
+        #[arg(long, default_value_t = 120)]
+        duration_secs: u64,
+        /// Renewals of each lease per TTL.
+        #[arg(long, default_value_t = 3)]
+        renewals_per_ttl: u32,
+    },
+    /// Mass expiry: `leases` leases with one key each (under `lx/`), all
+    /// renewed once so they expire together, then left to expire: the time
+    /// until every key is gone (`secs`: from the first lease's deadline),
+    /// and the latency of background puts (`put-rate` puts/s from
+    /// `put-clients` threads) from the first key gone until a second after
+    /// the last (the line's percentiles) against before the first
+    /// (`puts_baseline`).
+    LeaseExpiry {
+        #[command(flatten)]
+        scale: LeaseScaleArgs,
+        /// Background puts per second in all (0: none).
+        #[arg(long, default_value_t = 1000)]
+        put_rate: u64,
+        /// Threads the background puts come from.
+        #[arg(long, default_value_t = 10)]
+        put_clients: usize,
+        /// How often the keys left are counted, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        poll_ms: u64,
+        /// Give up waiting this many seconds after the last lease's deadline.
+        #[arg(long, default_value_t = 300)]
+        max_wait_secs: u64,
+    },
+}
+
+/// The flags `lease-scale` and `lease-expiry` share.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct LeaseScaleArgs {
+    /// Leases in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub leases: u64,
+    /// TTL of every lease, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub ttl: i64,
+    /// Keep-alive streams the renewals go over (spread over the connections).
+    #[arg(long, default_value_t = 4)]
+    pub streams: usize,
+    /// Keep-alives waiting for their answer on one stream, at most.
+    #[arg(long, default_value_t = 1000)]
+    pub window: usize,
+}
+
+impl LeaseScaleArgs {
+    fn validate(&self) -> Result<(), String> {
+        if self.leases == 0 || self.streams == 0 || self.window == 0 {
+            return Err("--leases, --streams and --window must be at least 1".into());
+        }
+        if self.ttl < 1 {
+            return Err("--ttl must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +185,10 @@ impl BenchArgs {
             Op::TxnPut { .. } => "txn-put",
             Op::Watch { .. } => "watch",
             Op::WatchLatency => "watch-latency",
+            Op::LeaseKeepalive { stream_per_keep_alive: false, .. } => "lease-keepalive",
+            Op::LeaseKeepalive { stream_per_keep_alive: true, .. } => "lease-keepalive-once",
+            Op::LeaseScale { .. } => "lease-scale",
+            Op::LeaseExpiry { .. } => "lease-expiry",
         }
     }
 
@@ -128,6 +211,25 @@ impl BenchArgs {
             if watchers == 0 || watch_conns == 0 {
                 return Err("--watchers and --watch-conns must be at least 1".into());
             }
+        }
+        match &self.op {
+            Op::LeaseKeepalive { ttl, .. } if *ttl < 1 => return Err("--ttl must be at least 1".into()),
+            Op::LeaseScale { scale, renewals_per_ttl, .. } => {
+                scale.validate()?;
+                if *renewals_per_ttl < 2 {
+                    return Err("--renewals-per-ttl must be at least 2 (one renewal per TTL loses leases)".into());
+                }
+            }
+            Op::LeaseExpiry { scale, put_rate, put_clients, poll_ms, .. } => {
+                scale.validate()?;
+                if *put_rate > 0 && *put_clients == 0 {
+                    return Err("--put-clients must be at least 1 with a --put-rate".into());
+                }
+                if *poll_ms == 0 {
+                    return Err("--poll-ms must be at least 1".into());
+                }
+            }
+            _ => {}
         }
         if let Op::TxnPut { txn_ops } = self.op {
             if txn_ops == 0 {

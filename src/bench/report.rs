@@ -75,6 +75,10 @@ pub struct Report {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub errors: u64,
+    /// Fields of one workload's own, after the common ones (the lease
+    /// workloads'); none for the others.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Report {
@@ -103,7 +107,24 @@ impl Report {
             p999_ms: lat.ms_at(0.999),
             max_ms: lat.max_ms(),
             errors,
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a field of the workload's own at the end of the line.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Report {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The same percentiles as the line's, for a field of `with`.
+    pub fn summary_ms(lat: &Latencies) -> serde_json::Value {
+        serde_json::json!({
+            "count": lat.count(),
+            "p50_ms": lat.ms_at(0.5),
+            "p99_ms": lat.ms_at(0.99),
+            "max_ms": lat.max_ms(),
+        })
     }
 
     pub fn json_line(&self) -> String {
@@ -149,6 +170,20 @@ mod tests {
         assert!((r.p50_ms - 500.0).abs() < 1.0, "{}", r.p50_ms);
         assert!((r.p99_ms - 990.0).abs() < 1.5, "{}", r.p99_ms);
         assert!((r.max_ms - 1000.0).abs() < 1.5, "{}", r.max_ms);
+    }
+
+    #[test]
+    fn extra_fields_follow_the_common_ones() {
+        let mut lat = Latencies::new();
+        lat.record(Duration::from_millis(2));
+        let r = Report::new("lease-scale", 1, 4, 10, Duration::from_secs(1), &lat, 0)
+            .with("leases", 100_000)
+            .with("grant", Report::summary_ms(&lat));
+        let line = r.json_line();
+        assert!(line.find("\"errors\":").unwrap() < line.find("\"leases\":100000").unwrap(), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["grant"]["count"], 1);
+        assert_eq!(v["grant"]["p99_ms"], 2.0);
     }
 
     #[test]

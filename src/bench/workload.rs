@@ -88,8 +88,13 @@ impl Workload {
                     .collect();
                 Body::Txn(TxnRequest { compare: Vec::new(), success, failure: Vec::new() })
             }
-            // The watch workloads make their own puts (`watch.rs`).
-            Op::Watch { .. } | Op::WatchLatency => Body::Put(PutRequest {
+            // The watch and lease workloads make their own requests
+            // (`watch.rs`, `lease.rs`).
+            Op::Watch { .. }
+            | Op::WatchLatency
+            | Op::LeaseKeepalive { .. }
+            | Op::LeaseScale { .. }
+            | Op::LeaseExpiry { .. } => Body::Put(PutRequest {
                 key: self.key(self.key_number(i, rng)),
                 value: self.value.clone(),
                 ..Default::default()
