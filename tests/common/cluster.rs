@@ -72,6 +72,13 @@ impl Client {
         Ok(id)
     }
 
+    /// Sends another request on an open stream: `id` is the request id of
+    /// the request that opened it (a keep-alive stream's next keep-alive).
+    pub fn send_on(&mut self, id: u64, body: Req) -> Result<(), String> {
+        let frame = encode_frame(&ClientRequest { request_id: id, auth_token: String::new(), body: Some(body) });
+        self.stream.write_all(&frame).map_err(|e| format!("send to {}: {e}", self.addr))
+    }
+
     /// The next response, `Ok(None)` if none came by `deadline`, `Err` if
     /// the connection is gone.
     pub fn recv(&mut self, deadline: Instant) -> Result<Option<ClientResponse>, String> {
@@ -153,6 +160,9 @@ pub struct Opts {
     pub log_level: String,
     /// Seeds the proxies' randomness.
     pub seed: u64,
+    /// Where the cluster's directory (data and logs) is made; the system's
+    /// temporary directory if `None`.
+    pub parent_dir: Option<PathBuf>,
 }
 
 impl Default for Opts {
@@ -166,6 +176,7 @@ impl Default for Opts {
             snapshot_catchup_entries: None,
             log_level: "info".into(),
             seed: 0,
+            parent_dir: None,
         }
     }
 }
@@ -201,7 +212,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts the proxies and every member, and waits for a leader.
     pub fn start(opts: Opts) -> Cluster {
-        let root = tempfile::Builder::new().prefix("raftkv-faults-").tempdir().expect("temp dir");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("raftkv-faults-");
+        let root = match &opts.parent_dir {
+            Some(dir) => builder.tempdir_in(dir),
+            None => builder.tempdir(),
+        }
+        .expect("temp dir");
         std::fs::create_dir_all(root.path().join("logs")).expect("logs dir");
         let mut members = Vec::new();
         for i in 0..opts.size {
@@ -319,6 +336,17 @@ impl Cluster {
         let _ = child.kill();
         let status = child.wait().expect("wait for killed child");
         assert_eq!(status.signal(), Some(libc::SIGKILL), "{} after SIGKILL: {status}", m.name);
+    }
+
+    /// Sends signal `sig` (SIGSTOP, SIGCONT, ...) to member `i`'s process,
+    /// which must be running. A stopped member is still killed on drop
+    /// (SIGKILL ends a stopped process too).
+    pub fn signal(&self, i: usize, sig: i32) {
+        let m = &self.members[i];
+        let child = m.child.as_ref().unwrap_or_else(|| panic!("signal {sig}: {} is not running", m.name));
+        // SAFETY: signalling our own child by pid; it has not been reaped.
+        let rc = unsafe { libc::kill(child.id() as i32, sig) };
+        assert_eq!(rc, 0, "signal {sig} to {}: {}", m.name, std::io::Error::last_os_error());
     }
 
     /// Waits until member `i`'s process answers Status.
