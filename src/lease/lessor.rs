@@ -5,7 +5,8 @@
 //!   waits until its lease's renewal is committed; the renewals of every
 //!   lease asked for meanwhile go into one `LeaseCheckpoint` entry (a few
 //!   entries in flight at most), and the answers carry the granted TTL (0
-//!   when the lease is gone). A follower's renewal reaches the leader as a
+//!   when, at that point of the log, the lease does not exist: a member that
+//!   has not applied the grant yet never answers 0). A follower's renewal reaches the leader as a
 //!   Raft proposal, so keep-alives work on any member and a deposed
 //!   leader can answer none (its renewal never commits).
 //! - **Expiry** (the primary only: the leader, once it applied an entry
@@ -175,11 +176,11 @@ impl Lessor {
         }
     }
 
+    /// Every keep-alive goes through the log, even for a lease this member
+    /// does not know: it may not have applied the grant yet. Once the
+    /// renewal is applied here, everything before it in the log is too, so
+    /// the table then says whether the lease exists (TTL 0 if not, as etcd).
     fn keep_alive(&mut self, stream: StreamId, id: i64, now: Instant) {
-        if !self.table().contains(id) {
-            // etcd answers a keep-alive for a lease it does not know with TTL 0.
-            return self.answer(stream, id, 0);
-        }
         if self.waiting_len >= self.cfg.max_waiting {
             return self.end(stream, ApiError::of(ErrorCode::TooManyRequests));
         }
@@ -258,26 +259,9 @@ impl Lessor {
             self.waiting_len -= askers.len();
             leases.push((id, askers));
         }
-        let mut checkpoints = Vec::with_capacity(leases.len());
-        let mut gone = Vec::new();
-        {
-            let t = self.table();
-            leases.retain(|(id, askers)| match t.get(*id) {
-                Some(l) => {
-                    checkpoints.push(LeaseCheckpoint { id: *id, remaining_ttl: l.ttl });
-                    true
-                }
-                None => {
-                    gone.push((*id, askers.clone()));
-                    false
-                }
-            });
-        }
-        for (id, askers) in gone {
-            for a in askers {
-                self.answer(a.stream, id, 0);
-            }
-        }
+        // Remaining TTL 0: renewed to its granted TTL, whatever the applier
+        // finds it to be.
+        let checkpoints = leases.iter().map(|(id, _)| LeaseCheckpoint { id: *id, remaining_ttl: 0 }).collect();
         if leases.is_empty() {
             return;
         }

@@ -117,10 +117,22 @@ fn keep_alives_are_answered_only_after_their_renewal_is_applied() {
 }
 
 #[test]
-fn unknown_and_revoked_leases_are_answered_with_ttl_zero() {
+fn unknown_and_revoked_leases_are_answered_with_ttl_zero_after_the_log_says_so() {
     let mut h = harness(LessorConfig::default());
     h.open(1, 99);
-    assert_eq!(h.answers(), vec![(10, 99, 0)], "unknown: at once, as etcd");
+    h.lessor.step(h.t0);
+    assert!(h.answers().is_empty(), "not known here yet is not gone: the log decides");
+    // The grant was ahead of the renewal in the log: applied first.
+    let table = h.table.clone();
+    let t0 = h.t0;
+    h.apply_all(ok, move |_| {
+        table.lock().unwrap().grant(99, 20, 20, 1, t0);
+    });
+    assert_eq!(h.answers(), vec![(10, 99, 20)], "a lease granted before the keep-alive is renewed");
+    h.keep_alive(1, 98);
+    h.lessor.step(h.t0);
+    h.apply_all(ok, |_| {});
+    assert_eq!(h.answers(), vec![(10, 98, 0)], "unknown at that point of the log: TTL 0, as etcd");
     h.grant(7, 30);
     h.keep_alive(1, 7);
     h.lessor.step(h.t0);
@@ -150,7 +162,7 @@ fn renewals_are_batched_and_bounded_in_flight() {
         for (body, _) in p.iter() {
             let internal_request::Body::LeaseCheckpoint(c) = body else { panic!("{body:?}") };
             assert_eq!(c.checkpoints.len(), 3);
-            assert!(c.checkpoints.iter().all(|cp| cp.remaining_ttl == 30), "renewed to the granted TTL");
+            assert!(c.checkpoints.iter().all(|cp| cp.remaining_ttl == 0), "renewed to the granted TTL");
         }
     }
     assert_eq!(h.lessor.waiting(), 4);

@@ -146,9 +146,11 @@ impl Applier for LeaseApplier {
                 {
                     let mut t = self.lock();
                     for cp in &c.checkpoints {
-                        if let Some(renewals) = t.renew(cp.id, cp.remaining_ttl, now) {
-                            let ttl = t.get(cp.id).map_or(0, |l| l.ttl);
-                            renewed.push(LeaseRecord { id: cp.id, ttl, remaining_ttl: cp.remaining_ttl, renewals });
+                        let Some(ttl) = t.get(cp.id).map(|l| l.ttl) else { continue };
+                        // A keep-alive's renewal names no TTL: the granted one.
+                        let remaining = if cp.remaining_ttl > 0 { cp.remaining_ttl.min(ttl) } else { ttl };
+                        if let Some(renewals) = t.renew(cp.id, remaining, now) {
+                            renewed.push(LeaseRecord { id: cp.id, ttl, remaining_ttl: remaining, renewals });
                         }
                     }
                 }
