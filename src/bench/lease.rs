@@ -672,7 +672,9 @@ fn count_leased(client: &Client) -> Result<i64, ClientError> {
     }
 }
 
-/// Runs `lease-expiry`.
+/// Runs `lease-expiry`. The line: `total` leases, `secs` from the first
+/// lease's deadline until the last key was gone, `ops_per_sec` leases gone
+/// per second, the percentiles of the puts during the expiry.
 pub fn expiry(
     args: &BenchArgs,
     sc: &LeaseScaleArgs,
@@ -758,7 +760,7 @@ pub fn expiry(
     let first_deadline = align_start + ttl;
     let drain = all_gone.unwrap_or_else(Instant::now).saturating_duration_since(first_deadline);
     let errors = g.errors.count + r.errors.count + r.ttl0 + put_errors.count + left.max(0) as u64;
-    let report = Report::new(
+    let mut report = Report::new(
         args.op_name(),
         conns.len(),
         put_clients,
@@ -778,6 +780,9 @@ pub fn expiry(
     .with("put_rate", put_rate)
     .with("puts_baseline", Report::summary_ms(&phases[BASELINE as usize]))
     .with("puts_during", Report::summary_ms(&phases[EXPIRING as usize]));
+    // The line's rate is of leases gone (its percentiles are the puts').
+    let gone = (granted - left.max(0)) as f64;
+    report.ops_per_sec = if drain.is_zero() { 0.0 } else { (gone / drain.as_secs_f64() * 10.0).round() / 10.0 };
     Ok(report)
 }
 
