@@ -13,7 +13,8 @@
 //!   of its own term, so every earlier decision is in its table): leases
 //!   past their deadline are revoked through the log in entries of up to
 //!   `expiries_per_entry` leases, with `expiry_entries_in_flight` entries at
-//!   most, so a mass expiry never crowds out client writes. Each names the
+//!   most and `expiry_rate` leases a second at most, so a mass expiry never
+//!   crowds out client writes. Each names the
 //!   renewal count it was decided on; the applier ignores it if the lease
 //!   was renewed since.
 //!
@@ -53,6 +54,13 @@ pub struct LessorConfig {
     pub expiries_per_entry: usize,
     /// Expiry entries proposed and not applied yet, at most.
     pub expiry_entries_in_flight: usize,
+    /// Leases revoked for expiry per second at most: a mass expiry is
+    /// spread out so client writes keep their latency (100,000 leases in
+    /// 20 s at the default).
+    pub expiry_rate: u32,
+    /// A renewal entry not applied after this long is taken for lost (a
+    /// leader change drops proposals) and its keep-alives proposed again.
+    pub renewal_retry: Duration,
     /// A due lease still there this long after its revocation was proposed
     /// is proposed again.
     pub expiry_retry: Duration,
@@ -68,9 +76,11 @@ impl Default for LessorConfig {
     fn default() -> Self {
         LessorConfig {
             renewals_per_entry: 10_000,
-            renewal_entries_in_flight: 4,
-            expiries_per_entry: 1_000,
-            expiry_entries_in_flight: 2,
+            renewal_entries_in_flight: 2,
+            expiries_per_entry: 250,
+            expiry_entries_in_flight: 1,
+            expiry_rate: 5_000,
+            renewal_retry: Duration::from_secs(1),
             expiry_retry: Duration::from_secs(2),
             keep_alive_timeout: Duration::from_secs(5),
             max_waiting: 1_000_000,
@@ -92,7 +102,8 @@ struct Stream {
 
 /// What a proposal in flight was for.
 enum InFlight {
-    Renewal(Vec<(i64, Vec<Asker>)>),
+    /// The leases renewed and who asked, and when it was proposed.
+    Renewal(Vec<(i64, Vec<Asker>)>, Instant),
     Expiry,
 }
 
@@ -115,6 +126,9 @@ pub struct Lessor {
     expiries_in_flight: usize,
     next_token: u64,
     last_sweep: Option<Instant>,
+    /// Revocations allowed now (a token bucket refilled at `expiry_rate`).
+    expiry_budget: f64,
+    last_refill: Option<Instant>,
 }
 
 /// Lessor parts that come from the node.
@@ -129,6 +143,7 @@ pub struct LessorParts {
 
 impl Lessor {
     pub fn new(parts: LessorParts, cfg: LessorConfig) -> Lessor {
+        let expiry_budget = (f64::from(cfg.expiry_rate.max(1)) / 5.0).max(1.0);
         Lessor {
             table: parts.table,
             proposer: parts.proposer,
@@ -145,6 +160,8 @@ impl Lessor {
             expiries_in_flight: 0,
             next_token: 1,
             last_sweep: None,
+            expiry_budget,
+            last_refill: None,
         }
     }
 
@@ -191,7 +208,7 @@ impl Lessor {
     /// A proposal's outcome (`token` from `propose`).
     pub fn on_outcome(&mut self, token: u64, result: Result<Body, ApiError>, now: Instant) {
         match self.in_flight.remove(&token) {
-            Some(InFlight::Renewal(leases)) => {
+            Some(InFlight::Renewal(leases, _)) => {
                 self.renewals_in_flight -= 1;
                 match result {
                     Ok(_) => {
@@ -232,15 +249,24 @@ impl Lessor {
     /// Proposes what is due: renewals for waiting keep-alives, and (on the
     /// primary) revocations of expired leases.
     pub fn step(&mut self, now: Instant) {
+        self.requeue_lost_renewals(now);
         while !self.waiting.is_empty() && self.renewals_in_flight < self.cfg.renewal_entries_in_flight {
-            self.propose_renewals();
+            self.propose_renewals(now);
         }
+        let rate = f64::from(self.cfg.expiry_rate.max(1));
+        let elapsed = self.last_refill.map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+        self.last_refill = Some(now);
+        // A burst of at most one entry, or a fifth of a second's worth.
+        let burst = (rate / 5.0).max(1.0);
+        self.expiry_budget = (self.expiry_budget + elapsed * rate).min(burst);
         if (self.is_primary)() {
-            while self.expiries_in_flight < self.cfg.expiry_entries_in_flight {
-                let due = self.table().due(now, self.cfg.expiries_per_entry, self.cfg.expiry_retry);
+            while self.expiries_in_flight < self.cfg.expiry_entries_in_flight && self.expiry_budget >= 1.0 {
+                let max = self.cfg.expiries_per_entry.min(self.expiry_budget as usize);
+                let due = self.table().due(now, max, self.cfg.expiry_retry);
                 if due.is_empty() {
                     break;
                 }
+                self.expiry_budget -= due.len() as f64;
                 let leases = due.iter().map(|d| LeaseExpiry { id: d.id, renewals: d.renewals }).collect();
                 self.expiries_in_flight += 1;
                 self.propose(internal_request::Body::LeaseExpire(LeaseExpireRequest { leases }), InFlight::Expiry);
@@ -252,7 +278,29 @@ impl Lessor {
         }
     }
 
-    fn propose_renewals(&mut self) {
+    /// Renewal entries not applied after `renewal_retry` (dropped by a
+    /// leader change, say): their keep-alives are asked for again, so a
+    /// lost proposal stalls keep-alives for a second, not a request
+    /// timeout. A late outcome of the old entry is ignored.
+    fn requeue_lost_renewals(&mut self, now: Instant) {
+        let lost: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| matches!(f, InFlight::Renewal(_, at) if now.duration_since(*at) >= self.cfg.renewal_retry))
+            .map(|(&t, _)| t)
+            .collect();
+        for token in lost {
+            if let Some(InFlight::Renewal(leases, _)) = self.in_flight.remove(&token) {
+                self.renewals_in_flight -= 1;
+                for (id, askers) in leases {
+                    self.waiting_len += askers.len();
+                    self.waiting.entry(id).or_default().extend(askers);
+                }
+            }
+        }
+    }
+
+    fn propose_renewals(&mut self, now: Instant) {
         let mut leases = Vec::new();
         while leases.len() < self.cfg.renewals_per_entry {
             let Some((id, askers)) = self.waiting.pop_first() else { break };
@@ -267,7 +315,7 @@ impl Lessor {
         }
         self.renewals_in_flight += 1;
         let body = internal_request::Body::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints });
-        self.propose(body, InFlight::Renewal(leases));
+        self.propose(body, InFlight::Renewal(leases, now));
     }
 
     fn propose(&mut self, body: internal_request::Body, what: InFlight) {

@@ -246,3 +246,60 @@ fn a_closed_connection_forgets_its_streams() {
     h.apply_all(ok, |_| {});
     assert_eq!(h.lessor.open_streams(), 0);
 }
+
+#[test]
+fn expiry_is_rate_limited() {
+    let cfg = LessorConfig {
+        expiries_per_entry: 100,
+        expiry_entries_in_flight: 100,
+        expiry_rate: 10,
+        ..LessorConfig::default()
+    };
+    let mut h = harness(cfg);
+    for id in 1..=50 {
+        h.grant(id, 1);
+    }
+    h.primary.store(true, Ordering::SeqCst);
+    let expired = |h: &Harness| -> usize {
+        h.proposed
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(b, _)| match b {
+                internal_request::Body::LeaseExpire(x) => x.leases.len(),
+                _ => 0,
+            })
+            .sum()
+    };
+    let t = h.t0 + Duration::from_secs(2);
+    h.lessor.step(t);
+    assert_eq!(expired(&h), 2, "a burst of a fifth of a second's worth");
+    h.lessor.step(t + Duration::from_millis(100));
+    assert_eq!(expired(&h), 3, "then ten a second");
+    h.lessor.step(t + Duration::from_secs(10));
+    assert_eq!(expired(&h), 5, "the bucket holds at most the burst");
+}
+
+#[test]
+fn a_lost_renewal_is_proposed_again_after_the_retry_interval() {
+    let cfg = LessorConfig { renewal_retry: Duration::from_secs(1), ..LessorConfig::default() };
+    let mut h = harness(cfg);
+    h.grant(7, 30);
+    h.open(1, 7);
+    h.lessor.step(h.t0);
+    let lost: Vec<_> = h.proposed.lock().unwrap().drain(..).collect();
+    assert_eq!(lost.len(), 1);
+    h.lessor.step(h.t0 + Duration::from_millis(500));
+    assert!(h.proposed.lock().unwrap().is_empty(), "not before the retry interval");
+    h.lessor.step(h.t0 + Duration::from_secs(1));
+    assert_eq!(h.proposed.lock().unwrap().len(), 1, "proposed again");
+    h.apply_all(ok, |_| {});
+    // The lost entry's outcome arriving late answers nobody twice.
+    for (_, done) in lost {
+        done(ok());
+    }
+    while let Ok((token, r)) = h.outcomes.try_recv() {
+        h.lessor.on_outcome(token, r, h.t0);
+    }
+    assert_eq!(h.answers(), vec![(10, 7, 30)]);
+}
