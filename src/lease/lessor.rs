@@ -56,7 +56,7 @@ pub struct LessorConfig {
     pub expiry_entries_in_flight: usize,
     /// Leases revoked for expiry per second at most: a mass expiry is
     /// spread out so client writes keep their latency (100,000 leases in
-    /// 20 s at the default).
+    /// 25 s at the default).
     pub expiry_rate: u32,
     /// A renewal entry not applied after this long is taken for lost (a
     /// leader change drops proposals) and its keep-alives proposed again.
@@ -77,9 +77,9 @@ impl Default for LessorConfig {
         LessorConfig {
             renewals_per_entry: 10_000,
             renewal_entries_in_flight: 2,
-            expiries_per_entry: 250,
+            expiries_per_entry: 100,
             expiry_entries_in_flight: 1,
-            expiry_rate: 5_000,
+            expiry_rate: 4_000,
             renewal_retry: Duration::from_secs(1),
             expiry_retry: Duration::from_secs(2),
             keep_alive_timeout: Duration::from_secs(5),
