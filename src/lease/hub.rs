@@ -9,9 +9,9 @@
 use crate::plumbing::doorbell::RingingSender;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{StreamOwner, StreamSender};
+use crate::plumbing::slots;
 use crate::proto::etcdserverpb::LeaseKeepAliveRequest;
-use crate::proto::raftkvpb::{client_request, client_response::Body, ErrorCode};
-use crossbeam_channel::TrySendError;
+use crate::proto::raftkvpb::{client_request, client_response::Body};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -56,24 +56,15 @@ impl LeaseHub {
 
     /// Opens a keep-alive stream whose answers go through `sender`.
     pub fn open(&self, sender: StreamSender, first: LeaseKeepAliveRequest) -> Result<KeepAliveStreamOwner, ApiError> {
-        if self.open_streams.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
-            self.open_streams.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::new(
-                ErrorCode::TooManyRequests,
-                format!("etcdserver: too many requests (at most {} keep-alive streams per member)", self.max_streams),
-            ));
-        }
+        slots::take(&self.open_streams, self.max_streams, "keep-alive streams")?;
         let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
         let ended = Arc::new(AtomicBool::new(false));
         let cmd = LeaseCmd::Open { stream, sender: sender.clone(), ended: ended.clone(), first };
         match self.tx.try_send(cmd) {
             Ok(()) => Ok(KeepAliveStreamOwner { stream, hub: self.clone(), sender, ended }),
             Err(e) => {
-                self.open_streams.fetch_sub(1, Ordering::SeqCst);
-                Err(ApiError::of(match e {
-                    TrySendError::Full(_) => ErrorCode::TooManyRequests,
-                    TrySendError::Disconnected(_) => ErrorCode::Stopped,
-                }))
+                slots::give_back(&self.open_streams);
+                Err(ApiError::from_queue(&e))
             }
         }
     }
@@ -98,12 +89,8 @@ impl StreamOwner for KeepAliveStreamOwner {
             // A keep-alive cannot be dropped silently: the stream ends with
             // the reason (the client reopens it), and the lessor forgets it
             // (it checks `ended`).
-            let code = match e {
-                TrySendError::Full(_) => ErrorCode::TooManyRequests,
-                TrySendError::Disconnected(_) => ErrorCode::Stopped,
-            };
             self.ended.store(true, Ordering::SeqCst);
-            self.sender.finish(Body::Error(ApiError::of(code).to_proto()));
+            self.sender.finish(Body::Error(ApiError::from_queue(&e).to_proto()));
         }
     }
 

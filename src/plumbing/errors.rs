@@ -31,6 +31,15 @@ impl ApiError {
         ApiError::new(ErrorCode::Internal, message)
     }
 
+    /// A bounded queue refused a message: "too many requests" when it is
+    /// full, "stopped" when its receiver is gone.
+    pub fn from_queue<T>(e: &crossbeam_channel::TrySendError<T>) -> ApiError {
+        ApiError::of(match e {
+            crossbeam_channel::TrySendError::Full(_) => ErrorCode::TooManyRequests,
+            crossbeam_channel::TrySendError::Disconnected(_) => ErrorCode::Stopped,
+        })
+    }
+
     pub fn to_proto(&self) -> raftkvpb::Error {
         raftkvpb::Error { code: self.code as i32, message: self.message.clone() }
     }

@@ -12,6 +12,7 @@ pub mod framing;
 pub mod ids;
 pub mod notice;
 pub mod outbox;
+pub mod slots;
 pub mod wait;
 
 pub use errors::ApiError;

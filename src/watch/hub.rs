@@ -12,6 +12,7 @@ use super::INVALID_WATCH_ID;
 use crate::plumbing::doorbell::RingingSender;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{StreamOwner, StreamSender};
+use crate::plumbing::slots;
 use crate::proto::etcdserverpb::{watch_request, WatchRequest, WatchResponse};
 use crate::proto::raftkvpb::{client_request, client_response::Body, ErrorCode};
 use crossbeam_channel::TrySendError;
@@ -54,24 +55,15 @@ impl WatchHub {
 
     /// Opens a watch stream whose answers go through `sender`.
     pub fn open(&self, sender: StreamSender, first: WatchRequest) -> Result<WatchStreamOwner, ApiError> {
-        if self.open_streams.fetch_add(1, Ordering::SeqCst) >= self.max_streams {
-            self.open_streams.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::new(
-                ErrorCode::TooManyRequests,
-                format!("etcdserver: too many requests (at most {} watch streams per member)", self.max_streams),
-            ));
-        }
+        slots::take(&self.open_streams, self.max_streams, "watch streams")?;
         let key = (sender.conn(), sender.request_id());
         let ended = Arc::new(AtomicBool::new(false));
         let cmd = WatchCmd::Open { key, sender: sender.clone(), ended: ended.clone(), first };
         match self.tx.try_send(cmd) {
             Ok(()) => Ok(WatchStreamOwner { key, hub: self.clone(), sender, ended }),
             Err(e) => {
-                self.open_streams.fetch_sub(1, Ordering::SeqCst);
-                Err(ApiError::of(match e {
-                    TrySendError::Full(_) => ErrorCode::TooManyRequests,
-                    TrySendError::Disconnected(_) => ErrorCode::Stopped,
-                }))
+                slots::give_back(&self.open_streams);
+                Err(ApiError::from_queue(&e))
             }
         }
     }
