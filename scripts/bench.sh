@@ -4,7 +4,8 @@
 #
 #   scripts/bench.sh [RESULTS_FILE]            # a fresh single node (default: bench-results.jsonl)
 #   scripts/bench.sh --cluster [RESULTS_FILE]  # fresh 3-node clusters (3 of them: report medians)
-#   scripts/bench.sh --watch [RESULTS_FILE]    # the watch matrix on fresh 3-node clusters
+#   scripts/bench.sh --watch [RESULTS_FILE]    # the watch matrix on fresh 3-node clusters, and
+#                                              # on 3-member etcd 3.4 clusters side by side
 #   scripts/bench.sh --lease [RESULTS_FILE]    # leases on fresh 3-node clusters, and on
 #                                              # 3-member etcd 3.4 clusters side by side
 #   TOTAL=50000 scripts/bench.sh               # requests per run (default: per workload,
@@ -131,20 +132,83 @@ bench() {
 # The member's resident memory in kB ($1: its pid; VmRSS or VmHWM).
 mem_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# The endpoint of the leader, from `endpoint status -w json` of every
+# member ($1: raftkvctl or etcdctl; both print etcd's JSON).
+leader_endpoint() {
+  ETCDCTL_API=3 "$1" --endpoints="$endpoints" --command-timeout=2s endpoint status -w json |
+    python3 -c 'import json, sys
+print(next(s["Endpoint"] for s in json.load(sys.stdin) if s["Status"]["header"]["member_id"] == s["Status"]["leader"]))'
+}
+
+# The pid of the member serving endpoint $1 (members were started in the
+# order of $endpoints).
+pid_of() {
+  local i=0 e
+  IFS=, read -ra eps <<<"$endpoints"
+  for e in "${eps[@]}"; do
+    [ "$e" = "$1" ] && echo "${pids[$i]}" && return 0
+    i=$((i + 1))
+  done
+  return 1
+}
+
+# {"watchers","rss_before_kb","peak_rss_kb","kb_per_watcher","run"} ($1
+# server, $2 watchers, $3 RSS before, $4 peak RSS after).
+rss_line() {
+  echo "{\"server\":\"$1\",\"watchers\":$2,\"rss_before_kb\":$3,\"peak_rss_kb\":$4,\"kb_per_watcher\":$(awk -v a="$4" -v b="$3" -v n="$2" 'BEGIN {printf "%.2f", (a - b) / n}'),\"run\":$run}" | tee -a "$results"
+}
+
 # The watch matrix (issue figures): put-to-event latency with one watcher;
 # 10,000 watchers on one member; a stalled client among 1,000 watchers
 # (and the same without it); 100 prefix watchers under the put100 load.
+# Watchers and puts go to the leader, as etcd's side does (a follower adds
+# a forwarding hop to each put and a commit round to each event).
 watch_matrix() {
-  local first="${endpoints%%,*}" before after
-  bench 2000 --conns 1 --clients 1 watch-latency
-  before=$(mem_kb "${pids[0]}" VmRSS)
-  "$bin/raftkv-bench" --endpoints "$first" --total "${TOTAL:-10000}" --clients 10 --conns 2 --key-space 10000 \
+  local leader pid before
+  leader=$(leader_endpoint "$bin/raftkvctl")
+  pid=$(pid_of "$leader")
+  "$bin/raftkv-bench" --endpoints "$leader" --total "${TOTAL:-2000}" --conns 1 --clients 1 watch-latency | tee -a "$results"
+  before=$(mem_kb "$pid" VmRSS)
+  "$bin/raftkv-bench" --endpoints "$leader" --total "${TOTAL:-10000}" --clients 10 --conns 2 --key-space 10000 \
     watch --watchers 10000 --watch-conns 100 --rate 1000 | tee -a "$results"
-  after=$(mem_kb "${pids[0]}" VmHWM)
-  echo "{\"watchers\":10000,\"rss_before_kb\":$before,\"peak_rss_kb\":$after,\"kb_per_watcher\":$(awk -v a="$after" -v b="$before" 'BEGIN {printf "%.2f", (a - b) / 10000}'),\"run\":$run}" | tee -a "$results"
-  bench 5000 --clients 10 --conns 2 --key-space 100 watch --watchers 1000 --watch-conns 10 --rate 1000
-  bench 5000 --clients 10 --conns 2 --key-space 100 watch --watchers 1000 --watch-conns 10 --rate 1000 --stalled-conns 1
+  rss_line raftkv 10000 "$before" "$(mem_kb "$pid" VmHWM)"
+  for stalled in 0 1; do
+    "$bin/raftkv-bench" --endpoints "$leader" --total "${TOTAL:-5000}" --clients 10 --conns 2 --key-space 100 \
+      watch --watchers 1000 --watch-conns 10 --rate 1000 --stalled-conns "$stalled" | tee -a "$results"
+  done
   bench 100000 --clients 100 --conns 10 --key-space 100000 watch --watchers 100 --watch-conns 10 --prefix
+}
+
+# The same on etcd 3.4: its own tool (timed from just before each put,
+# scripts/etcd-bench-tool.sh) for the latency, scripts/etcd-watch.go for
+# the rest. The prefix run under put100 has no etcd counterpart here.
+etcd_watch=""
+build_etcd_watch() {
+  local dir=/var/tmp/etcd-bench/etcd-watch
+  [ -n "$etcd_watch" ] && return 0
+  command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ] || return 1
+  mkdir -p "$dir"
+  cp scripts/etcd-watch.go "$dir/main.go"
+  (cd "$dir" && GO111MODULE=off GOPROXY=off GOFLAGS= GOSUMDB=off GOPATH=/usr/share/gocode \
+    GOCACHE="${GOCACHE:-/var/tmp/etcd-bench/gocache}" CGO_ENABLED=0 nice -n 19 go build -o etcd-watch main.go) >&2 || return 1
+  etcd_watch="$dir/etcd-watch"
+}
+
+etcd_watch_matrix() {
+  local leader pid before n="${TOTAL:-2000}"
+  leader=$(leader_endpoint etcdctl)
+  pid=$(pid_of "$leader")
+  echo "bench.sh: etcd benchmark-wl-putstart watch-latency --total $n (leader)" >&2
+  "${etcd_bench}-wl-putstart" --endpoints "$leader" --conns 1 --clients 1 watch-latency --total "$n" --val-size 32 2>/dev/null |
+    etcd_json watch-latency 1 1 "$n" | tee -a "$results"
+  before=$(mem_kb "$pid" VmRSS)
+  "$etcd_watch" --endpoints "$leader" --total "${TOTAL:-10000}" --clients 10 --conns 2 --key-space 10000 \
+    --watchers 10000 --watch-conns 100 --rate 1000 | tee -a "$results"
+  rss_line etcd 10000 "$before" "$(mem_kb "$pid" VmHWM)"
+  for stalled in 0 1; do
+    "$etcd_watch" --endpoints "$leader" --total "${TOTAL:-5000}" --clients 10 --conns 2 --key-space 100 \
+      --watchers 1000 --watch-conns 10 --rate 1000 --stalled-conns "$stalled" | tee -a "$results"
+  done
 }
 
 # --- etcd 3.4 side by side (--lease) -----------------------------------------
@@ -671,6 +735,14 @@ for run in $(seq 1 "$runs"); do
   if [ "$matrix" = watch ]; then
     watch_matrix
     stop_nodes
+    if [ "$run" = 1 ] && etcd_ok && ! build_etcd_watch; then
+      echo "bench.sh: etcd skipped (no go or golang-etcd-server-dev: scripts/etcd-bench-tool.sh installs them)" >&2
+    fi
+    if etcd_ok && [ -n "$etcd_watch" ]; then
+      start_etcd
+      etcd_watch_matrix
+      stop_nodes
+    fi
     continue
   fi
   bench 10000 --conns 1 --clients 1 put

@@ -11,7 +11,7 @@ use crate::lease::MAX_LEASE_TTL;
 use crate::mvcc as validate;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{Outbox, Responder, StreamOwner, StreamSender};
-use crate::proto::etcdserverpb::{request_op, LeaseGrantRequest, TxnRequest};
+use crate::proto::etcdserverpb::{request_op, LeaseGrantRequest, ResponseHeader, TxnRequest};
 use crate::proto::internalpb::internal_request;
 use crate::proto::raftkvpb::{client_request::Body as Req, client_response::Body, ClientRequest, ErrorCode};
 use crate::server::msgs::{ReadJob, ReadKind};
@@ -123,6 +123,13 @@ impl Dispatcher {
             },
             Req::LeaseLeases(_) => self.read(ReadJob { kind: ReadKind::LeaseLeases, responder }, false),
             Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
+            // Checked where the replication is known: on the leader.
+            change @ (Req::MemberAdd(_) | Req::MemberRemove(_) | Req::MemberUpdate(_) | Req::MemberPromote(_)) => {
+                match self.leader_elsewhere() {
+                    Some(leader) => self.forward(leader, change, responder),
+                    None => self.reconfigure(change, responder),
+                }
+            }
             // Only meaningful on an open stream (the I/O thread routes it).
             Req::CancelStream(_) => responder.fail(ApiError::invalid("raftkv: no open stream with this request id")),
             other => {
@@ -131,6 +138,17 @@ impl Dispatcher {
                 responder
                     .fail(ApiError::new(ErrorCode::NotImplemented, format!("raftkv: {kind} is not implemented yet")))
             }
+        }
+    }
+
+    fn reconfigure(&self, change: Req, responder: Responder) {
+        let r = &self.server.reconfig;
+        match change {
+            Req::MemberAdd(a) => r.add(a, responder),
+            Req::MemberRemove(m) => r.remove(m.id, responder),
+            Req::MemberUpdate(u) => r.update(u.id, &u.peer_ur_ls, responder),
+            Req::MemberPromote(p) => r.promote(p.id, responder),
+            _ => responder.fail(ApiError::internal("not a membership change")),
         }
     }
 
@@ -147,10 +165,27 @@ impl Dispatcher {
         let deadline = std::time::Instant::now() + self.server.proposer.request_timeout;
         let status = self.server.status.clone();
         let done = move |r: Result<Body, ApiError>| {
+            let local = |h: Option<ResponseHeader>| Some(status.header(h.map_or(0, |h| h.revision)));
             responder.answer(r.map(|b| match b {
                 Body::LeaseTimeToLive(mut t) => {
-                    t.header = Some(status.header(t.header.map_or(0, |h| h.revision)));
+                    t.header = local(t.header);
                     Body::LeaseTimeToLive(t)
+                }
+                Body::MemberAdd(mut m) => {
+                    m.header = local(m.header);
+                    Body::MemberAdd(m)
+                }
+                Body::MemberRemove(mut m) => {
+                    m.header = local(m.header);
+                    Body::MemberRemove(m)
+                }
+                Body::MemberUpdate(mut m) => {
+                    m.header = local(m.header);
+                    Body::MemberUpdate(m)
+                }
+                Body::MemberPromote(mut m) => {
+                    m.header = local(m.header);
+                    Body::MemberPromote(m)
                 }
                 other => other,
             }))

@@ -325,10 +325,19 @@ fn put_loop(client: &Client, plan: &Plan, sh: &Shared, next: &AtomicU64, errors:
         } else if plan.wait_each {
             // The next put only once every watcher has this one's event
             // (bounded: a lost event shows as a missing one at the end).
+            // Asleep, not spinning: a spinning client would take a core
+            // from the members it measures.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while sh.delivered.load(Ordering::SeqCst) < sh.expected.load(Ordering::SeqCst) && Instant::now() < deadline
-            {
-                std::thread::yield_now();
+            let Ok(mut guard) = sh.last_event.lock() else { continue };
+            while sh.delivered.load(Ordering::SeqCst) < sh.expected.load(Ordering::SeqCst) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match sh.arrived.wait_timeout(guard, left) {
+                    Ok((g, _)) => guard = g,
+                    Err(_) => break,
+                }
             }
         }
     }

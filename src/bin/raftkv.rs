@@ -35,6 +35,17 @@ struct Args {
     /// Initial cluster: NAME=HOST:PORT,...
     #[arg(long)]
     initial_cluster: Option<String>,
+    /// "new" to bootstrap a new cluster from --initial-cluster, "existing"
+    /// to join a running one (after `raftkvctl member add`).
+    #[arg(long)]
+    initial_cluster_state: Option<String>,
+    /// Refuse membership changes that would leave too few started members
+    /// for a quorum (true or false).
+    #[arg(long)]
+    strict_reconfig_check: Option<bool>,
+    /// Learners the cluster may hold at once.
+    #[arg(long)]
+    max_learners: Option<u64>,
     /// Heartbeat interval in milliseconds (one Raft tick).
     #[arg(long)]
     heartbeat_ms: Option<u64>,
@@ -77,6 +88,9 @@ impl Args {
             listen_peer: self.listen_peer.clone(),
             advertise_peer: self.advertise_peer.clone(),
             initial_cluster: self.initial_cluster.clone(),
+            initial_cluster_state: self.initial_cluster_state.clone(),
+            strict_reconfig_check: self.strict_reconfig_check,
+            max_learners: self.max_learners,
             heartbeat_ms: self.heartbeat_ms,
             election_ms: self.election_ms,
             snapshot_count: self.snapshot_count,

@@ -27,6 +27,14 @@ pub struct Config {
     /// `listen_peer`); the one named in `initial_cluster`.
     pub advertise_peer: SocketAddr,
     pub initial_cluster: Vec<Peer>,
+    /// Whether a member with an empty data directory bootstraps a new
+    /// cluster from `initial_cluster` or joins the existing one (etcd's
+    /// `--initial-cluster-state new|existing`).
+    pub initial_cluster_state: ClusterState,
+    /// etcd's `--strict-reconfig-check` (on by default).
+    pub strict_reconfig_check: bool,
+    /// Learners the cluster may hold at once (etcd allows 1).
+    pub max_learners: usize,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
     pub snapshot_count: u64,
@@ -39,6 +47,14 @@ pub struct Config {
     pub max_client_connections: usize,
     /// etcd's `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval_ms: u64,
+}
+
+/// etcd's `--initial-cluster-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterState {
+    #[default]
+    New,
+    Existing,
 }
 
 /// A configuration error, naming the field.
@@ -71,6 +87,9 @@ pub struct RawConfig {
     pub listen_peer: Option<String>,
     pub advertise_peer: Option<String>,
     pub initial_cluster: Option<String>,
+    pub initial_cluster_state: Option<String>,
+    pub strict_reconfig_check: Option<bool>,
+    pub max_learners: Option<u64>,
     pub heartbeat_ms: Option<u64>,
     pub election_ms: Option<u64>,
     pub snapshot_count: Option<u64>,
@@ -122,6 +141,9 @@ impl RawConfig {
             listen_peer,
             advertise_peer,
             initial_cluster,
+            initial_cluster_state,
+            strict_reconfig_check,
+            max_learners,
             heartbeat_ms,
             election_ms,
             snapshot_count,
@@ -170,6 +192,16 @@ impl RawConfig {
                 )
             }
             Some(_) => {}
+        }
+        let initial_cluster_state = match self.initial_cluster_state.as_deref().unwrap_or("new") {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => return err("initial-cluster-state", format!("{other:?} is not \"new\" or \"existing\"")),
+        };
+        let strict_reconfig_check = self.strict_reconfig_check.unwrap_or(true);
+        let max_learners = self.max_learners.unwrap_or(1);
+        if max_learners > 64 {
+            return err("max-learners", format!("{max_learners} is above the maximum of 64"));
         }
 
         let heartbeat_ms = self.heartbeat_ms.unwrap_or(100);
@@ -223,6 +255,9 @@ impl RawConfig {
             listen_peer,
             advertise_peer,
             initial_cluster,
+            initial_cluster_state,
+            strict_reconfig_check,
+            max_learners: max_learners as usize,
             heartbeat_ms,
             election_ms,
             snapshot_count,

@@ -27,6 +27,12 @@ pub fn member_id(name: &str, addr: &std::net::SocketAddr) -> u64 {
     }
 }
 
+/// A 64-bit hash of `bytes` (ids chosen at run time, such as an added
+/// member's).
+pub fn hash_of(bytes: &[u8]) -> u64 {
+    fnv1a(&[b"id", bytes])
+}
+
 /// The cluster id of an initial cluster: a hash of its sorted member ids.
 pub fn cluster_id(peers: &[Peer]) -> u64 {
     let mut ids: Vec<u64> = peers.iter().map(|p| member_id(&p.name, &p.addr)).collect();

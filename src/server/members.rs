@@ -37,7 +37,7 @@ pub fn load(db: &Db) -> StoreResult<Vec<Member>> {
 
 /// The first peer URL of a member as an address.
 pub fn peer_addr(m: &Member) -> Option<SocketAddr> {
-    m.peer_ur_ls.first()?.trim_start_matches("http://").parse().ok()
+    super::reconfig::parse_peer_url(m.peer_ur_ls.first()?)
 }
 
 /// Makes the transport's view match the stored members (plus `extra`, the

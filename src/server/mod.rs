@@ -18,6 +18,8 @@
 //! bootstrapping a new cluster member), wiring, and an orderly stop.
 
 pub mod apply;
+pub mod bootstrap;
+pub mod cluster_view;
 pub mod config;
 pub mod ids;
 pub mod members;
@@ -25,6 +27,7 @@ pub mod msgs;
 pub mod proposer;
 pub mod raft_loop;
 pub mod reads;
+pub mod reconfig;
 pub mod status;
 pub mod watch_store;
 
@@ -36,11 +39,7 @@ use crate::plumbing::doorbell::{self, Doorbell, RingingSender};
 use crate::plumbing::ids::RequestIds;
 use crate::plumbing::notice::{LeaderInfo, Notices};
 use crate::plumbing::wait::WaitRegistry;
-use crate::proto::etcdserverpb::Member;
-use crate::proto::internalpb::MemberContext;
-use crate::proto::raftpb::{ConfChange, ConfChangeType, Entry, EntryType, HardState};
 use crate::raft::{self, RawNode};
-use crate::storage::db::CF_RAFT_STATE;
 use crate::storage::{Db, RaftLogStorage};
 use crate::transport::forward::{ForwardSlot, Forwarder};
 use crate::transport::incarnation::Incarnations;
@@ -52,7 +51,6 @@ use config::Config;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use msgs::ReadJob;
 use proposer::Proposer;
-use prost::Message as _;
 use status::NodeStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,8 +83,6 @@ const LEASE_CMD_QUEUE: usize = 16_384;
 const LEASE_OUTCOME_QUEUE: usize = 64;
 /// Keep-alive streams open on one member at most.
 const MAX_KEEP_ALIVE_STREAMS: usize = 65_536;
-/// In `raft_state`: the cluster id fixed at bootstrap.
-const CLUSTER_ID_KEY: &[u8] = b"cluster_id";
 
 /// What the client side holds on the server: every way a request gets in.
 #[derive(Clone)]
@@ -103,6 +99,8 @@ pub struct ServerHandles {
     pub leader: Arc<Notices<LeaderInfo>>,
     /// Sends requests that must be served by the leader to it.
     pub forwarder: Forwarder,
+    /// Membership changes (served where the leader is).
+    pub reconfig: reconfig::Reconfig,
 }
 
 /// What the client side needs for leases.
@@ -148,17 +146,19 @@ impl Server {
         // Opening the log finishes a snapshot install a crash interrupted.
         let mut storage = RaftLogStorage::open(db.clone()).map_err(|e| e.to_string())?;
         clean_staged_images(&snap_dir);
-        let member_id = ids::member_id(&cfg.name, &cfg.advertise_peer);
-        let cluster_id = open_or_bootstrap(cfg, &db, &mut storage)?;
+        let identity = bootstrap::open_or_bootstrap(cfg, &db, &mut storage)?;
+        let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
         let incarnations = Arc::new(Incarnations::open(db.clone())?);
         let kv = Arc::new(KvStore::open(db.clone()).map_err(|e| format!("opening the keyspace: {e}"))?);
         let status = Arc::new(NodeStatus::new(cluster_id, member_id));
         status.set_applied(kv.consistent_index());
         storage.set_snapshot_source(snapshot_source(kv.clone(), db.clone()));
 
-        let members =
-            Arc::new(Members::new(cfg.initial_cluster.iter().map(|p| (ids::member_id(&p.name, &p.addr), p.addr))));
+        let members = Arc::new(Members::new(identity.peers));
         members::refresh_transport(&db, &members);
+        for id in bootstrap::removed_peers(&db) {
+            members.mark_removed(id);
+        }
 
         let mut rc = raft::Config::new(member_id);
         rc.election_tick = cfg.election_ticks();
@@ -188,6 +188,7 @@ impl Server {
         let request_timeout = Duration::from_millis(cfg.request_timeout_ms);
         let gate = Arc::new(RwLock::new(()));
         let leader = Arc::new(Notices::new(LeaderInfo::default()));
+        let view = Arc::new(cluster_view::ViewCell::default());
 
         // Peers: one mio thread for every message connection.
         let peer_listener = std::net::TcpListener::bind(cfg.listen_peer)
@@ -325,6 +326,7 @@ impl Server {
                     client_urls: vec![format!("http://{client_addr}")],
                 },
                 leader: leader.clone(),
+                view: view.clone(),
             },
             Duration::from_millis(cfg.heartbeat_ms),
             cfg.snapshot_catchup_entries,
@@ -382,8 +384,17 @@ impl Server {
             min_ttl: crate::lease::min_ttl(election),
         };
 
+        let reconfig = reconfig::Reconfig {
+            cluster_id,
+            rules: reconfig::Rules { strict: cfg.strict_reconfig_check, max_learners: cfg.max_learners },
+            db: db.clone(),
+            view,
+            status: status.clone(),
+            proposer: proposer.clone(),
+        };
         let handles = ServerHandles {
             member_id,
+            reconfig,
             status,
             proposer,
             linear_reads: linear_tx,
@@ -526,54 +537,4 @@ fn join(t: Option<JoinHandle<()>>) {
             log::error!("a node thread panicked");
         }
     }
-}
-
-/// Returns the cluster id. A brand-new member of the initial cluster
-/// persists the bootstrap entries (one AddNode per initial member, carrying
-/// its name and address) and the cluster id first.
-fn open_or_bootstrap(cfg: &Config, db: &Db, storage: &mut RaftLogStorage) -> Result<u64, String> {
-    use crate::raft::Storage;
-    if let Some(v) = db.get(CF_RAFT_STATE, CLUSTER_ID_KEY).map_err(|e| e.to_string())? {
-        let raw: [u8; 8] = v.as_slice().try_into().map_err(|_| "corrupt cluster id".to_string())?;
-        return Ok(u64::from_be_bytes(raw));
-    }
-    if storage.last_index() != 0 || storage.hard_state() != HardState::default() {
-        return Err("the data directory has a raft log but no cluster id".into());
-    }
-    let cluster_id = ids::cluster_id(&cfg.initial_cluster);
-    let entries: Vec<Entry> = cfg
-        .initial_cluster
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let id = ids::member_id(&p.name, &p.addr);
-            let member = Member {
-                id,
-                name: p.name.clone(),
-                peer_ur_ls: vec![format!("http://{}", p.addr)],
-                client_ur_ls: Vec::new(),
-                is_learner: false,
-            };
-            let cc = ConfChange {
-                id: 0,
-                change_type: ConfChangeType::ConfChangeAddNode as i32,
-                node_id: id,
-                context: MemberContext { member: Some(member), ..Default::default() }.encode_to_vec().into(),
-            };
-            Entry {
-                entry_type: EntryType::EntryConfChange as i32,
-                term: 1,
-                index: i as u64 + 1,
-                data: cc.encode_to_vec().into(),
-            }
-        })
-        .collect();
-    let hs = HardState { term: 1, vote: 0, commit: entries.len() as u64 };
-    storage
-        .bootstrap_with(&entries, hs, |batch, db| {
-            batch.put_cf(db.cf(CF_RAFT_STATE), CLUSTER_ID_KEY, cluster_id.to_be_bytes())
-        })
-        .map_err(|e| e.to_string())?;
-    log::info!("bootstrapped member of new cluster {cluster_id:x} with {} members", entries.len());
-    Ok(cluster_id)
 }

@@ -11,6 +11,7 @@
 //! apply thread in order, advance. It never applies anything and never
 //! blocks on a client or a peer.
 
+use super::cluster_view::{ClusterView, PeerProgress, ViewCell};
 use super::members;
 use super::msgs::{ApplyMsg, Control, Payload, Proposal, ReadJob};
 use super::status::NodeStatus;
@@ -46,6 +47,9 @@ const MAX_PEER_MSGS_PER_TURN: usize = 4096;
 const APPLY_BACKLOG_LIMIT: usize = 64;
 /// Proposals and reads kept while no leader is known.
 const MAX_STALLED: usize = 65_536;
+/// How long a removed member keeps running after applying its removal, so
+/// the answer to whoever removed it goes out.
+const REMOVED_GRACE: Duration = Duration::from_secs(1);
 /// Ticks after which an unanswered read-index request is asked again.
 const READ_RETRY_TICKS: u64 = 4;
 
@@ -88,6 +92,8 @@ pub struct Shared {
     pub attributes: MemberAttributes,
     /// Where leader changes are announced.
     pub leader: Arc<Notices<LeaderInfo>>,
+    /// Where the replication view for membership checks is published.
+    pub view: Arc<ViewCell>,
 }
 
 pub struct RaftLoop {
@@ -108,6 +114,10 @@ pub struct RaftLoop {
     attributes: MemberAttributes,
     attributes_published: bool,
     leader_notices: Arc<Notices<LeaderInfo>>,
+    view: Arc<ViewCell>,
+    /// When this member applied its own removal: it stops a little later,
+    /// once the apply thread answered whoever asked for it.
+    removed_at: Option<Instant>,
     heartbeat: Duration,
     snapshot_catchup_entries: u64,
     apply_backlog: VecDeque<ApplyMsg>,
@@ -147,6 +157,8 @@ impl RaftLoop {
             attributes: shared.attributes,
             attributes_published: false,
             leader_notices: shared.leader,
+            view: shared.view,
+            removed_at: None,
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -293,6 +305,12 @@ impl RaftLoop {
             PeerReport::LostState(id) => {
                 self.raw.forget_follower_progress(id).map_err(|e| format!("restarting a progress: {e}"))?;
             }
+            // It knows this member was removed: the entry that removed it
+            // never reaches it, as it is no longer replicated to.
+            PeerReport::RemovedByPeer(by) => {
+                log::warn!("member {by:x} says this member was removed from the cluster");
+                self.removed(self.raw.raft.last_index());
+            }
         }
         Ok(())
     }
@@ -317,7 +335,34 @@ impl RaftLoop {
         let wait = &self.wait;
         self.stalled.retain(|p| wait.contains(p.id));
         self.retry_reads();
+        self.publish_view();
+        if let Some(at) = self.removed_at {
+            if at.elapsed() >= REMOVED_GRACE {
+                return Err(format!(
+                    "member {:x} was removed from the cluster: it stops (its data directory cannot rejoin; \
+                     add the member again with an empty one)",
+                    self.status.member_id
+                ));
+            }
+        }
         self.publish_attributes()
+    }
+
+    /// Publishes what the membership checks need: the configuration and,
+    /// on the leader, every member's progress.
+    fn publish_view(&self) {
+        let r = &self.raw.raft;
+        let is_leader = r.role == StateRole::Leader;
+        let progress = r
+            .tracker()
+            .progress
+            .iter()
+            .map(|(&id, p)| {
+                let seen = PeerProgress { matched: p.matched, active: p.recent_active, is_learner: p.is_learner };
+                (id, if is_leader { seen } else { PeerProgress { is_learner: p.is_learner, ..Default::default() } })
+            })
+            .collect();
+        self.view.publish(ClusterView { member_id: r.id, is_leader, last_index: r.last_index(), progress });
     }
 
     /// Proposes this member's attributes (its client URL) until they are
@@ -531,9 +576,15 @@ impl RaftLoop {
         let mut conf_states = Vec::new();
         for e in &entries {
             if e.entry_type() != EntryType::EntryNormal {
+                let me = self.status.member_id;
+                let before: Vec<u64> = self.raw.raft.tracker().progress.keys().copied().collect();
+                let was_member = before.contains(&me);
                 match self.raw.apply_conf_change(e) {
                     Ok(cs) => {
-                        self.update_members(e, &cs);
+                        self.update_members(e, &cs, &before);
+                        if was_member && !in_conf(&cs, me) {
+                            self.removed(e.index);
+                        }
                         conf_states.push((e.index, cs));
                     }
                     Err(err) => log::error!("configuration change at {} did not apply: {err}", e.index),
@@ -543,19 +594,48 @@ impl RaftLoop {
         self.apply_backlog.push_back(ApplyMsg::Entries { entries, conf_states });
     }
 
+    /// This member was removed (at `index`, or learned from a peer): it
+    /// records that, and stops once its answers had time to go out.
+    fn removed(&mut self, index: u64) {
+        if self.removed_at.is_some() {
+            return;
+        }
+        if let Err(err) = super::bootstrap::mark_removed(&self.db) {
+            log::error!("recording this member's removal failed: {err}");
+        }
+        log::warn!(
+            "member {:x}: removed from the cluster (index {index}); stopping in {REMOVED_GRACE:?}",
+            self.status.member_id
+        );
+        self.removed_at = Some(Instant::now());
+    }
+
     /// Keeps the transport's member list in step with the configuration.
-    fn update_members(&self, e: &crate::proto::raftpb::Entry, cs: &ConfState) {
+    /// `before`: the members of the configuration before this change (a
+    /// member in it and not in `cs` was removed; one in neither was not
+    /// added yet, as during the bootstrap entries).
+    fn update_members(&self, e: &crate::proto::raftpb::Entry, cs: &ConfState, before: &[u64]) {
         if let Some(m) = members::member_of(e) {
             if let Some(addr) = members::peer_addr(&m) {
-                self.members.set(m.id, addr);
+                if in_conf(cs, m.id) {
+                    self.members.set(m.id, addr);
+                }
             }
         }
         for id in self.members.ids() {
-            let in_conf = cs.voters.iter().chain(&cs.learners).chain(&cs.voters_outgoing).chain(&cs.learners_next);
-            if id != self.status.member_id && !in_conf.clone().any(|&x| x == id) {
+            if id != self.status.member_id && !in_conf(cs, id) {
                 self.members.remove(id);
             }
         }
+        for &id in before {
+            if id != self.status.member_id && !in_conf(cs, id) {
+                self.members.mark_removed(id);
+                if let Err(err) = super::bootstrap::record_removed_peer(&self.db, id) {
+                    log::error!("recording the removal of member {id:x} failed: {err}");
+                }
+            }
+        }
+        self.publish_view();
     }
 
     /// Replaces the state machine with a snapshot image received from the
@@ -653,4 +733,10 @@ impl RaftLoop {
             }
         }
     }
+}
+
+/// Whether `id` is in the configuration (as a voter or a learner, in
+/// either half of a joint one).
+fn in_conf(cs: &ConfState, id: u64) -> bool {
+    cs.voters.iter().chain(&cs.learners).chain(&cs.voters_outgoing).chain(&cs.learners_next).any(|&x| x == id)
 }

@@ -276,7 +276,10 @@ fn fail_all(pending: &Pending, e: ApiError) {
 }
 
 /// The next frame, or `None` at a clean end of the connection.
-fn read_frame<M: prost::Message + Default>(s: &mut TcpStream, d: &mut FrameDecoder) -> Result<Option<M>, String> {
+pub(super) fn read_frame<M: prost::Message + Default>(
+    s: &mut TcpStream,
+    d: &mut FrameDecoder,
+) -> Result<Option<M>, String> {
     let mut buf = [0u8; 64 * 1024];
     loop {
         match d.next_frame() {

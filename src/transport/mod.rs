@@ -8,6 +8,7 @@
 
 pub mod forward;
 pub mod incarnation;
+pub mod join;
 pub mod members;
 pub mod peer_io;
 pub mod snapshot;
@@ -30,6 +31,8 @@ pub enum PeerReport {
     Snapshot(u64, crate::raft::SnapshotStatus),
     /// The peer came back with a new data directory: what it had is gone.
     LostState(u64),
+    /// The peer refused us: this member was removed from the cluster.
+    RemovedByPeer(u64),
 }
 
 /// Sends Raft messages to peers. Must never block the raft thread: a

@@ -18,7 +18,7 @@ use super::PeerReport;
 use super::{forward, snapshot};
 use crate::plumbing::doorbell::RingingSender;
 use crate::plumbing::framing::{encode_frame_into, Frame, FrameDecoder};
-use crate::proto::peerpb::{hello::Kind, Hello, HelloReply};
+use crate::proto::peerpb::{hello::Kind, ClusterInfo, Hello, HelloReply, PeerAddr};
 use crate::proto::raftpb::{Message, MessageType};
 use bytes::{Buf, BytesMut};
 use crossbeam_channel::{Receiver, TrySendError};
@@ -321,6 +321,9 @@ impl PeerIo {
                     }
                     Ok(r) => {
                         log::warn!("member {to:x} refused our connection: {}", r.reason);
+                        if r.removed {
+                            let _ = self.reports.try_send(PeerReport::RemovedByPeer(to));
+                        }
                         return self.disconnected(to);
                     }
                     Err(e) => {
@@ -496,9 +499,15 @@ impl PeerIo {
                         return false;
                     }
                 };
+                if hello.kind() == Kind::Join {
+                    answer_join(&self.cfg, &self.members, &hello, &mut c.out);
+                    c.closing = true;
+                    return true;
+                }
                 if let Err(reason) = check_hello(&self.cfg, &self.members, &hello) {
                     log::warn!("refusing peer {}: {reason}", c.peer);
-                    encode_frame_into(&HelloReply { ok: false, reason, your_incarnation: 0 }, &mut c.out);
+                    let removed = hello.cluster_id == self.cfg.cluster_id && self.members.is_removed(hello.from);
+                    encode_frame_into(&HelloReply { ok: false, reason, your_incarnation: 0, removed }, &mut c.out);
                     c.closing = true;
                     return true;
                 }
@@ -519,7 +528,10 @@ impl PeerIo {
                 }
                 self.cfg.incarnations.told_our_incarnation(hello.from, hello.your_incarnation);
                 let your_incarnation = self.cfg.incarnations.known_of(hello.from);
-                encode_frame_into(&HelloReply { ok: true, reason: String::new(), your_incarnation }, &mut c.out);
+                encode_frame_into(
+                    &HelloReply { ok: true, reason: String::new(), your_incarnation, removed: false },
+                    &mut c.out,
+                );
                 c.from = Some(hello.from);
                 true
             }
@@ -531,6 +543,11 @@ impl PeerIo {
                         return false;
                     }
                 };
+                if self.members.is_removed(from) {
+                    // Its next handshake is refused and tells it so.
+                    self.close_inbound(token, &format!("member {from:x} was removed from the cluster"));
+                    return false;
+                }
                 if m.from != from || m.to != self.cfg.member_id || m.msg_type() == MessageType::MsgSnap {
                     self.close_inbound(
                         token,
@@ -579,7 +596,10 @@ impl PeerIo {
             true => None,
         };
         if let Some(reason) = refused {
-            encode_frame_into(&HelloReply { ok: false, reason: reason.into(), your_incarnation: 0 }, &mut c.out);
+            encode_frame_into(
+                &HelloReply { ok: false, reason: reason.into(), your_incarnation: 0, removed: false },
+                &mut c.out,
+            );
             c.closing = true;
             return true;
         }
@@ -631,6 +651,22 @@ impl PeerIo {
     }
 }
 
+/// Tells a member about to join who the cluster is (or why not).
+fn answer_join(cfg: &PeerIoConfig, members: &Members, h: &Hello, out: &mut BytesMut) {
+    if h.version != VERSION {
+        let reason = format!("peer protocol version {} (this member speaks {VERSION})", h.version);
+        encode_frame_into(&HelloReply { ok: false, reason, your_incarnation: 0, removed: false }, out);
+        return;
+    }
+    encode_frame_into(&HelloReply { ok: true, ..Default::default() }, out);
+    let members = members
+        .ids()
+        .into_iter()
+        .filter_map(|id| members.addr(id).map(|a| PeerAddr { id, url: format!("http://{a}") }))
+        .collect();
+    encode_frame_into(&ClusterInfo { cluster_id: cfg.cluster_id, members }, out);
+}
+
 /// Checks a peer's handshake: same protocol and cluster, addressed to us,
 /// from a member.
 fn check_hello(cfg: &PeerIoConfig, members: &Members, h: &Hello) -> Result<(), String> {
@@ -642,6 +678,9 @@ fn check_hello(cfg: &PeerIoConfig, members: &Members, h: &Hello) -> Result<(), S
     }
     if h.to != cfg.member_id {
         return Err(format!("addressed to member {:x}, this is {:x}", h.to, cfg.member_id));
+    }
+    if members.is_removed(h.from) {
+        return Err(format!("member {:x} was removed from this cluster", h.from));
     }
     if !members.contains(h.from) {
         return Err(format!("member {:x} is not a member of this cluster", h.from));

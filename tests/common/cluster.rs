@@ -193,6 +193,9 @@ pub struct Member {
     child: Option<Child>,
     /// How many times the process was started.
     pub starts: usize,
+    /// A member added at run time: its `--initial-cluster` (which names it
+    /// and the members it joins) and `--initial-cluster-state existing`.
+    pub joining: Option<String>,
 }
 
 impl Member {
@@ -235,6 +238,7 @@ impl Cluster {
                 advertise,
                 child: None,
                 starts: 0,
+                joining: None,
             });
         }
         let initial: Vec<String> = members.iter().map(|m| format!("{}={}", m.name, m.advertise)).collect();
@@ -251,6 +255,48 @@ impl Cluster {
         let all: Vec<usize> = (0..c.members.len()).collect();
         c.wait_leader(&all, Duration::from_secs(30));
         c
+    }
+
+    /// Makes room for a member to be added at run time (not started, no id
+    /// until `member add` gives it one; its peers reach it directly, with
+    /// no proxy). Returns its index.
+    pub fn new_member_slot(&mut self) -> usize {
+        let name = format!("n{}", self.members.len() + 1);
+        let port = || -> SocketAddr { format!("127.0.0.1:{}", free_port()).parse().expect("addr") };
+        let (client, peer) = (port(), port());
+        let joining = format!("{},{name}={peer}", self.initial);
+        self.members.push(Member {
+            id: 0,
+            data_dir: self.root.path().join(&name),
+            log: self.root.path().join("logs").join(format!("{name}.log")),
+            name,
+            client,
+            listen_peer: peer,
+            advertise: peer,
+            child: None,
+            starts: 0,
+            joining: Some(joining),
+        });
+        self.members.len() - 1
+    }
+
+    /// Waits for member `i`'s process to exit on its own; its status.
+    pub fn wait_exit(&mut self, i: usize, within: Duration) -> ExitStatus {
+        let m = &mut self.members[i];
+        let name = m.name.clone();
+        let mut child = m.child.take().unwrap_or_else(|| panic!("wait_exit: {name} is not running"));
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return s;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not exit on its own within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Every member's index.
@@ -288,11 +334,14 @@ impl Cluster {
             .args(["--listen-client", &m.client.to_string()])
             .args(["--listen-peer", &m.listen_peer.to_string()])
             .args(["--advertise-peer", &m.advertise.to_string()])
-            .args(["--initial-cluster", &self.initial])
+            .args(["--initial-cluster", m.joining.as_deref().unwrap_or(&self.initial)])
             .args(["--heartbeat-ms", &o.heartbeat_ms.to_string()])
             .args(["--election-ms", &o.election_ms.to_string()])
             .args(["--request-timeout-ms", &o.request_timeout_ms.to_string()])
             .args(["--log-level", &o.log_level]);
+        if m.joining.is_some() {
+            cmd.args(["--initial-cluster-state", "existing"]);
+        }
         if let Some(n) = o.snapshot_count {
             cmd.args(["--snapshot-count", &n.to_string()]);
         }
