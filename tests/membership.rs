@@ -9,8 +9,8 @@ mod common;
 
 use common::cluster::{wait_for, CallError, Client, Cluster, Opts};
 use raftkv::proto::etcdserverpb::{
-    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest,
-    RangeRequest,
+    MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest,
+    MoveLeaderRequest, PutRequest, RangeRequest,
 };
 use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp, ErrorCode};
 use std::time::Duration;
@@ -165,4 +165,36 @@ fn a_member_that_was_not_added_cannot_join() {
     assert!(!status.success());
     let log = std::fs::read_to_string(&c.members[n4].log).expect("n4 log");
     assert!(log.contains("add it first"), "n4 says what to do:\n{log}");
+}
+
+#[test]
+fn leadership_moves_to_a_named_voter_and_a_removed_leader_hands_over() {
+    let mut c = Cluster::start(Opts::default());
+    let leader = c.wait_leader(&c.all(), T);
+    let target = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    let move_to = |id: u64| Req::MoveLeader(MoveLeaderRequest { target_id: id });
+    refused(call(&c, other, move_to(42)), ErrorCode::BadLeaderTransferee, "an unknown transferee");
+    // Asked of a member that does not lead: served where the leader is.
+    match call(&c, other, move_to(c.members[target].id)) {
+        Ok(Resp::MoveLeader(m)) => assert_eq!(m.header.expect("header").member_id, c.members[other].id),
+        other => panic!("move-leader: {other:?}"),
+    }
+    assert_eq!(c.wait_leader(&c.all(), T), target, "the named voter leads");
+    // Moving to the leader itself is a no-op that succeeds.
+    assert!(matches!(call(&c, target, move_to(c.members[target].id)), Ok(Resp::MoveLeader(_))));
+
+    // Removing the leader: it answers, stops, and the others elect.
+    put(&c, target, "before");
+    let id = c.members[target].id;
+    match call(&c, target, Req::MemberRemove(MemberRemoveRequest { id })) {
+        Ok(Resp::MemberRemove(r)) => assert_eq!(r.members.len(), 2),
+        other => panic!("removing the leader: {other:?}"),
+    }
+    let status = c.wait_exit(target, Duration::from_secs(15));
+    assert!(!status.success());
+    let rest: Vec<usize> = c.all().into_iter().filter(|&i| i != target).collect();
+    c.wait_leader(&rest, Duration::from_secs(20));
+    put(&c, rest[0], "after");
+    assert_eq!(members(&c, rest[1]).len(), 2);
 }

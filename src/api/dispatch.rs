@@ -124,12 +124,14 @@ impl Dispatcher {
             Req::LeaseLeases(_) => self.read(ReadJob { kind: ReadKind::LeaseLeases, responder }, false),
             Req::MemberList(m) => self.read(ReadJob { kind: ReadKind::MemberList, responder }, !m.linearizable),
             // Checked where the replication is known: on the leader.
-            change @ (Req::MemberAdd(_) | Req::MemberRemove(_) | Req::MemberUpdate(_) | Req::MemberPromote(_)) => {
-                match self.leader_elsewhere() {
-                    Some(leader) => self.forward(leader, change, responder),
-                    None => self.reconfigure(change, responder),
-                }
-            }
+            change @ (Req::MemberAdd(_)
+            | Req::MemberRemove(_)
+            | Req::MemberUpdate(_)
+            | Req::MemberPromote(_)
+            | Req::MoveLeader(_)) => match self.leader_elsewhere() {
+                Some(leader) => self.forward(leader, change, responder),
+                None => self.reconfigure(change, responder),
+            },
             // Only meaningful on an open stream (the I/O thread routes it).
             Req::CancelStream(_) => responder.fail(ApiError::invalid("raftkv: no open stream with this request id")),
             other => {
@@ -148,6 +150,7 @@ impl Dispatcher {
             Req::MemberRemove(m) => r.remove(m.id, responder),
             Req::MemberUpdate(u) => r.update(u.id, &u.peer_ur_ls, responder),
             Req::MemberPromote(p) => r.promote(p.id, responder),
+            Req::MoveLeader(m) => r.move_leader(m.target_id, responder),
             _ => responder.fail(ApiError::internal("not a membership change")),
         }
     }
@@ -186,6 +189,10 @@ impl Dispatcher {
                 Body::MemberPromote(mut m) => {
                     m.header = local(m.header);
                     Body::MemberPromote(m)
+                }
+                Body::MoveLeader(mut m) => {
+                    m.header = local(m.header);
+                    Body::MoveLeader(m)
                 }
                 other => other,
             }))

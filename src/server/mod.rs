@@ -286,7 +286,7 @@ impl Server {
             wait: wait.clone(),
             status: status.clone(),
             reads: local_tx.clone(),
-            control: ctrl_tx,
+            control: ctrl_tx.clone(),
             member_id,
             snapshot_count: cfg.snapshot_count,
         };
@@ -391,6 +391,7 @@ impl Server {
             view,
             status: status.clone(),
             proposer: proposer.clone(),
+            control: ctrl_tx,
         };
         let handles = ServerHandles {
             member_id,

@@ -50,6 +50,9 @@ pub enum Control {
     /// The state machine is durable up to this applied index: the log may be
     /// compacted, keeping the catch-up entries.
     Compact(u64),
+    /// etcd's MoveLeader: hand leadership to `to`, answered once it leads
+    /// (or refused, or timed out at `deadline`).
+    TransferLeader { to: u64, responder: Responder, deadline: std::time::Instant },
 }
 
 /// From the raft thread to the apply thread, in order.

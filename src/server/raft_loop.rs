@@ -18,9 +18,12 @@ use super::status::NodeStatus;
 use crate::mvcc::KvStore;
 use crate::plumbing::doorbell::{Doorbell, RingingSender};
 use crate::plumbing::notice::{LeaderInfo, Notices};
+use crate::plumbing::outbox::Responder;
 use crate::plumbing::wait::WaitRegistry;
 use crate::plumbing::ApiError;
+use crate::proto::etcdserverpb::MoveLeaderResponse;
 use crate::proto::internalpb::{internal_request, InternalRequest, MemberAttributes};
+use crate::proto::raftkvpb::client_response::Body;
 use crate::proto::raftkvpb::ErrorCode;
 use crate::proto::raftpb::{ConfState, Entry, EntryType, Message, Snapshot};
 use crate::raft::{DropReason, Error as RaftError, RawNode, StateRole, Storage as _};
@@ -70,6 +73,13 @@ pub struct Channels {
     pub apply_backlog: Arc<AtomicBool>,
 }
 
+/// A MoveLeader request in progress.
+struct Transfer {
+    to: u64,
+    responder: Responder,
+    deadline: Instant,
+}
+
 struct ReadBatch {
     jobs: Vec<ReadJob>,
     issued_tick: u64,
@@ -115,6 +125,8 @@ pub struct RaftLoop {
     attributes_published: bool,
     leader_notices: Arc<Notices<LeaderInfo>>,
     view: Arc<ViewCell>,
+    /// Leadership transfers waiting for their transferee to lead.
+    transfers: Vec<Transfer>,
     /// When this member applied its own removal: it stops a little later,
     /// once the apply thread answered whoever asked for it.
     removed_at: Option<Instant>,
@@ -159,6 +171,7 @@ impl RaftLoop {
             leader_notices: shared.leader,
             view: shared.view,
             removed_at: None,
+            transfers: Vec::new(),
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -283,6 +296,7 @@ impl RaftLoop {
 
     fn on_control(&mut self, c: Control) -> Result<(), String> {
         match c {
+            Control::TransferLeader { to, responder, deadline } => self.transfer_leader(to, responder, deadline),
             Control::Compact(applied) => {
                 let to = applied.saturating_sub(self.snapshot_catchup_entries);
                 if to >= self.raw.raft.first_index() {
@@ -292,6 +306,51 @@ impl RaftLoop {
             }
         }
         Ok(())
+    }
+
+    /// Starts a leadership transfer (the leader only, to a voter) and keeps
+    /// the request until the transferee leads or its deadline passes.
+    fn transfer_leader(&mut self, to: u64, responder: Responder, deadline: Instant) {
+        let r = &self.raw.raft;
+        if r.role != StateRole::Leader {
+            return responder.fail(ApiError::of(ErrorCode::NotLeader));
+        }
+        if r.tracker().progress.get(&to).is_none_or(|p| p.is_learner) {
+            return responder.fail(ApiError::of(ErrorCode::BadLeaderTransferee));
+        }
+        if to == r.id {
+            return responder.answer(Ok(self.moved_leader()));
+        }
+        if let Err(e) = self.raw.transfer_leader(to) {
+            return responder.fail(ApiError::internal(format!("transferring leadership: {e}")));
+        }
+        self.transfers.push(Transfer { to, responder, deadline });
+    }
+
+    fn moved_leader(&self) -> Body {
+        Body::MoveLeader(MoveLeaderResponse { header: Some(self.status.header(self.kv.current_revision())) })
+    }
+
+    /// Answers the transfers that ended: their transferee leads, or their
+    /// time is up.
+    fn settle_transfers(&mut self, now: Instant) {
+        if self.transfers.is_empty() {
+            return;
+        }
+        let leader = self.raw.raft.leader_id;
+        let answer = self.moved_leader();
+        for t in std::mem::take(&mut self.transfers) {
+            if leader == t.to {
+                t.responder.answer(Ok(answer.clone()));
+            } else if now >= t.deadline {
+                t.responder.fail(ApiError::new(
+                    ErrorCode::Timeout,
+                    "etcdserver: request timed out, leader transfer took too long",
+                ));
+            } else {
+                self.transfers.push(t);
+            }
+        }
     }
 
     fn on_peer_report(&mut self, r: PeerReport) -> Result<(), String> {
@@ -335,6 +394,7 @@ impl RaftLoop {
         let wait = &self.wait;
         self.stalled.retain(|p| wait.contains(p.id));
         self.retry_reads();
+        self.settle_transfers(now);
         self.publish_view();
         if let Some(at) = self.removed_at {
             if at.elapsed() >= REMOVED_GRACE {
@@ -524,6 +584,7 @@ impl RaftLoop {
                     term: self.raw.raft.term,
                     is_self: ss.role == StateRole::Leader,
                 });
+                self.settle_transfers(Instant::now());
                 // Reads asked of the old leader may never be answered.
                 let batches = std::mem::take(&mut self.read_batches);
                 for (_, b) in batches {

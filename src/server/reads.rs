@@ -18,8 +18,12 @@ use crossbeam_channel::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The version reported by Status.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version reported by Status: etcd's numbering, because clients gate
+/// features on it (kube-apiserver among them); raftkv serves etcd 3.5's
+/// API. raftkv's own version is `RAFTKV_VERSION`.
+pub const VERSION: &str = "3.5.0";
+/// raftkv's own version.
+pub const RAFTKV_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub struct ReadWorker {
     pub rx: Receiver<ReadJob>,

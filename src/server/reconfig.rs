@@ -9,8 +9,10 @@
 //! membership applier does) and never waits.
 
 use super::cluster_view::{ClusterView, ViewCell};
+use super::msgs::Control;
 use super::proposer::Proposer;
 use super::status::NodeStatus;
+use crate::plumbing::doorbell::RingingSender;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::Responder;
 use crate::plumbing::wait::Completion;
@@ -21,6 +23,7 @@ use crate::proto::internalpb::MemberContext;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2};
 use crate::storage::Db;
+use crossbeam_channel::TrySendError;
 use prost::Message as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -233,6 +236,8 @@ pub struct Reconfig {
     pub view: Arc<ViewCell>,
     pub status: Arc<NodeStatus>,
     pub proposer: Proposer,
+    /// To the raft thread, for leadership transfers.
+    pub control: RingingSender<Control>,
 }
 
 impl Reconfig {
@@ -315,6 +320,20 @@ impl Reconfig {
         self.propose(cc, responder, move |members| {
             Body::MemberUpdate(MemberUpdateResponse { header: Some(status.header(0)), members })
         });
+    }
+
+    /// etcd's MoveLeader: the raft thread checks the transferee (a voter
+    /// of the configuration) and answers once it leads.
+    pub fn move_leader(&self, to: u64, responder: Responder) {
+        let deadline = std::time::Instant::now() + self.proposer.request_timeout;
+        if let Err(e) = self.control.try_send(Control::TransferLeader { to, responder, deadline }) {
+            let error = ApiError::from_queue(&e);
+            if let TrySendError::Full(Control::TransferLeader { responder, .. })
+            | TrySendError::Disconnected(Control::TransferLeader { responder, .. }) = e
+            {
+                responder.fail(error);
+            }
+        }
     }
 
     pub fn promote(&self, id: u64, responder: Responder) {
