@@ -315,7 +315,7 @@ impl RaftLoop {
         if r.role != StateRole::Leader {
             return responder.fail(ApiError::of(ErrorCode::NotLeader));
         }
-        if r.tracker().progress.get(&to).is_none_or(|p| p.is_learner) {
+        if !r.tracker().progress.get(&to).is_some_and(|p| !p.is_learner) {
             return responder.fail(ApiError::of(ErrorCode::BadLeaderTransferee));
         }
         if to == r.id {
