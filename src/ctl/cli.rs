@@ -73,6 +73,9 @@ pub enum Command {
     Endpoint(EndpointArgs),
     /// Membership related commands
     Member(MemberArgs),
+    /// Transfers leadership to another etcd cluster member.
+    #[command(override_usage = "raftkvctl move-leader <transferee-member-id>")]
+    MoveLeader(IdArgs),
     /// Prints the version of raftkvctl
     Version,
 }
@@ -210,6 +213,43 @@ pub struct MemberArgs {
 pub enum MemberCommand {
     /// Lists all members in the cluster
     List,
+    /// Adds a member into the cluster
+    #[command(override_usage = "raftkvctl member add <memberName> [options]")]
+    Add(MemberAddArgs),
+    /// Removes a member from the cluster
+    #[command(override_usage = "raftkvctl member remove <memberID>")]
+    Remove(IdArgs),
+    /// Updates a member in the cluster
+    #[command(override_usage = "raftkvctl member update <memberID> [options]")]
+    Update(MemberUpdateArgs),
+    /// Promotes a non-voting member in the cluster
+    #[command(override_usage = "raftkvctl member promote <memberID>")]
+    Promote(IdArgs),
+}
+
+/// Positional arguments checked by the command (etcdctl's messages).
+#[derive(Args, Debug, Clone, Default)]
+pub struct IdArgs {
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct MemberAddArgs {
+    pub args: Vec<String>,
+    /// comma separated peer URLs for the new member.
+    #[arg(long)]
+    pub peer_urls: Option<String>,
+    /// indicates if the new member is raft learner
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub learner: Option<String>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct MemberUpdateArgs {
+    pub args: Vec<String>,
+    /// comma separated peer URLs for the updated member.
+    #[arg(long)]
+    pub peer_urls: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

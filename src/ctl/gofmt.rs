@@ -33,6 +33,21 @@ pub fn parse_int(s: &str, base: u32) -> Result<i64, String> {
     Ok(if neg { (v as i128).wrapping_neg() as i64 } else { v as i64 })
 }
 
+/// `strconv.ParseUint(s, base, 64)`, with Go's error text
+/// (`strconv.ParseUint: parsing "zz": invalid syntax`).
+pub fn parse_uint(s: &str, base: u32) -> Result<u64, String> {
+    let err = |what: &str| format!("strconv.ParseUint: parsing {}: {what}", quote(s.as_bytes()));
+    if s.is_empty() {
+        return Err(err("invalid syntax"));
+    }
+    let mut v: u128 = 0;
+    for c in s.chars() {
+        let d = c.to_digit(base).ok_or_else(|| err("invalid syntax"))?;
+        v = v.saturating_mul(base as u128).saturating_add(d as u128);
+    }
+    u64::try_from(v).map_err(|_| err("value out of range"))
+}
+
 /// Go's `%016x` of an int64 lease id: lowercase hex zero-padded to 16
 /// characters, a negative id as `-` and 15 digits of its magnitude
 /// (`-000000000000005`), not two's complement.

@@ -85,9 +85,14 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
                 (o, e, code)
             }),
         },
-        Command::Member(a) => match a.command {
+        Command::Member(a) => match &a.command {
             MemberCommand::List => cmd_member::list(&settings).map(|o| (o, None, EXIT_SUCCESS)),
+            MemberCommand::Add(a) => cmd_member::add(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            MemberCommand::Remove(a) => cmd_member::remove(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            MemberCommand::Update(a) => cmd_member::update(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            MemberCommand::Promote(a) => cmd_member::promote(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         },
+        Command::MoveLeader(a) => cmd_member::move_leader(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         // `lease` prints its own help texts, and `lease keep-alive` streams.
         Command::Lease(a) => return cmd_lease::lease(&settings, a, io),
         // `watch` streams its output as it comes, until it ends.

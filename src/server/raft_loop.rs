@@ -669,6 +669,23 @@ impl RaftLoop {
             self.status.member_id
         );
         self.removed_at = Some(Instant::now());
+        // A removed leader hands over at once rather than leaving the
+        // others to notice its silence after an election timeout.
+        let r = &self.raw.raft;
+        if r.role == StateRole::Leader {
+            let heir = r
+                .tracker()
+                .progress
+                .iter()
+                .filter(|(&id, p)| id != r.id && !p.is_learner)
+                .max_by_key(|(_, p)| p.matched)
+                .map(|(&id, _)| id);
+            if let Some(heir) = heir {
+                if let Err(e) = self.raw.transfer_leader(heir) {
+                    log::warn!("handing leadership to {heir:x} failed: {e}");
+                }
+            }
+        }
     }
 
     /// Keeps the transport's member list in step with the configuration.

@@ -244,6 +244,18 @@ fn member_obj(m: &Member) -> String {
         .done()
 }
 
+/// A membership change's answer: the header, the member (add only) and
+/// the members after the change.
+pub fn members_answer(h: Option<&ResponseHeader>, member: Option<&Member>, members: &[Member]) -> String {
+    line(
+        Obj::new()
+            .opt("header", h.map(header))
+            .opt("member", member.map(member_obj))
+            .opt("members", nonempty_array(members, member_obj))
+            .done(),
+    )
+}
+
 pub fn member_list(r: &MemberListResponse) -> String {
     line(
         Obj::new()

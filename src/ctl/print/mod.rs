@@ -6,6 +6,7 @@
 //! `table`, `fields`). Printing is pure: responses in, bytes out; the
 //! caller writes them.
 
+pub mod cluster;
 pub mod fields;
 pub mod json;
 pub mod simple;
