@@ -11,10 +11,14 @@ use crate::lease::MAX_LEASE_TTL;
 use crate::mvcc as validate;
 use crate::plumbing::errors::ApiError;
 use crate::plumbing::outbox::{Outbox, Responder, StreamOwner, StreamSender};
-use crate::proto::etcdserverpb::{request_op, LeaseGrantRequest, ResponseHeader, TxnRequest};
+use crate::plumbing::wait::Completion;
+use crate::proto::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, ResponseHeader,
+};
 use crate::proto::internalpb::internal_request;
 use crate::proto::raftkvpb::{client_request::Body as Req, client_response::Body, ClientRequest, ErrorCode};
 use crate::server::msgs::{ReadJob, ReadKind};
+use crate::server::quota;
 use crate::server::ServerHandles;
 use crossbeam_channel::TrySendError;
 use std::sync::Arc;
@@ -93,7 +97,10 @@ impl Dispatcher {
                 self.read(ReadJob { kind: ReadKind::Range(r), responder }, serializable);
             }
             Req::Put(p) => match validate::validate_put(&p) {
-                Ok(()) => propose(internal_request::Body::Put(p), responder),
+                Ok(()) => match self.over_quota(quota::put_cost(&p)) {
+                    Some(e) => responder.fail(e),
+                    None => propose(internal_request::Body::Put(p), responder),
+                },
                 Err(e) => responder.fail(ApiError::new(e.code(), e.to_string())),
             },
             Req::DeleteRange(d) => match validate::validate_delete_range(&d) {
@@ -104,9 +111,11 @@ impl Dispatcher {
                 if let Err(e) = validate::validate_txn(&t, MAX_TXN_OPS) {
                     return responder.fail(ApiError::new(e.code(), e.to_string()));
                 }
-                if txn_is_read_only(&t) {
-                    let serializable = txn_is_serializable(&t);
+                if validate::txn_is_read_only(&t) {
+                    let serializable = validate::txn_is_serializable(&t);
                     self.read(ReadJob { kind: ReadKind::Txn(t), responder }, serializable);
+                } else if let Some(e) = self.over_quota(quota::txn_cost(&t)) {
+                    responder.fail(e);
                 } else {
                     propose(internal_request::Body::Txn(t), responder);
                 }
@@ -114,7 +123,13 @@ impl Dispatcher {
             Req::Compact(c) => propose(internal_request::Body::Compaction(c), responder),
             Req::Status(_) => self.read(ReadJob { kind: ReadKind::Status, responder }, true),
             Req::HashKv(h) => self.read(ReadJob { kind: ReadKind::HashKv(h.revision), responder }, true),
-            Req::LeaseGrant(g) => self.lease_grant(g, responder),
+            Req::LeaseGrant(g) => match self.over_quota(quota::LEASE_COST) {
+                Some(e) => responder.fail(e),
+                None => self.lease_grant(g, responder),
+            },
+            Req::Defragment(_) => self.server.defrag.defragment(responder),
+            // Every action through Raft, as etcd: a GET is linearizable.
+            Req::Alarm(a) => propose(internal_request::Body::Alarm(a), responder),
             Req::LeaseRevoke(r) => propose(internal_request::Body::LeaseRevoke(r), responder),
             Req::LeaseTimeToLive(t) => match self.leader_elsewhere() {
                 // By the leader's clock, as etcd.
@@ -155,6 +170,28 @@ impl Dispatcher {
         }
     }
 
+    /// etcd's quota check where requests come in: a write that would pass
+    /// the quota raises NOSPACE for this member (once) and is refused.
+    fn over_quota(&self, cost: u64) -> Option<ApiError> {
+        if self.server.quota.available(cost) {
+            return None;
+        }
+        if !self.server.alarms.has(AlarmType::Nospace) {
+            let raise = AlarmRequest {
+                action: AlarmAction::Activate as i32,
+                member_id: self.server.member_id,
+                alarm: AlarmType::Nospace as i32,
+            };
+            let logged = |r: Result<Body, ApiError>| {
+                if let Err(e) = r {
+                    log::warn!("raising the NOSPACE alarm failed: {e}");
+                }
+            };
+            self.server.proposer.propose(internal_request::Body::Alarm(raise), Completion::Call(Box::new(logged)));
+        }
+        Some(ApiError::of(ErrorCode::NoSpace))
+    }
+
     /// The leader, when it is another member and this request may be
     /// forwarded to it.
     fn leader_elsewhere(&self) -> Option<u64> {
@@ -190,10 +227,6 @@ impl Dispatcher {
                     m.header = local(m.header);
                     Body::MemberPromote(m)
                 }
-                Body::MoveLeader(mut m) => {
-                    m.header = local(m.header);
-                    Body::MoveLeader(m)
-                }
                 other => other,
             }))
         };
@@ -213,22 +246,4 @@ impl Dispatcher {
 
 fn boxed(owner: impl StreamOwner + 'static) -> Box<dyn StreamOwner> {
     Box::new(owner)
-}
-
-/// Whether a transaction writes nothing in either branch (nested included).
-pub fn txn_is_read_only(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(inner)) => txn_is_read_only(inner),
-        Some(_) => false,
-    })
-}
-
-/// Whether every read of a read-only transaction asks to be serializable.
-pub fn txn_is_serializable(t: &TxnRequest) -> bool {
-    t.success.iter().chain(&t.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(r)) => r.serializable,
-        Some(request_op::Request::RequestTxn(inner)) => txn_is_serializable(inner),
-        _ => true,
-    })
 }

@@ -73,6 +73,10 @@ pub enum Command {
     Endpoint(EndpointArgs),
     /// Membership related commands
     Member(MemberArgs),
+    /// Alarm related commands
+    Alarm(AlarmArgs),
+    /// Defragments the storage of the etcd members with given endpoints
+    Defrag(DefragArgs),
     /// Transfers leadership to another etcd cluster member.
     #[command(override_usage = "raftkvctl move-leader <transferee-member-id>")]
     MoveLeader(IdArgs),
@@ -225,6 +229,27 @@ pub enum MemberCommand {
     /// Promotes a non-voting member in the cluster
     #[command(override_usage = "raftkvctl member promote <memberID>")]
     Promote(IdArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AlarmArgs {
+    #[command(subcommand)]
+    pub command: AlarmCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlarmCommand {
+    /// Disarms all alarms
+    Disarm(IdArgs),
+    /// Lists all alarms
+    List(IdArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DefragArgs {
+    /// use all endpoints from the cluster member list
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub cluster: Option<String>,
 }
 
 /// Positional arguments checked by the command (etcdctl's messages).

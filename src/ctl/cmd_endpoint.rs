@@ -23,6 +23,11 @@ fn endpoints(s: &Settings, a: &EndpointArgs) -> Result<Vec<String>, CtlError> {
     if !bool_value(&a.cluster, "--cluster")? {
         return Ok(s.endpoints.clone());
     }
+    cluster_endpoints(s)
+}
+
+/// `--cluster`: every member's client URLs, from the member list.
+pub fn cluster_endpoints(s: &Settings) -> Result<Vec<String>, CtlError> {
     let client = s.client()?;
     let body = client_request::Body::MemberList(MemberListRequest { linearizable: false });
     match client.call(body) {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cmd_endpoint;
 pub mod cmd_kv;
 pub mod cmd_lease;
+pub mod cmd_maintenance;
 pub mod cmd_member;
 pub mod cmd_txn;
 pub mod cmd_watch;
@@ -29,7 +30,7 @@ pub mod watch_args;
 pub mod watch_exec;
 pub mod watch_session;
 
-use cli::{Command, EndpointCommand, MemberCommand, Parsed};
+use cli::{AlarmCommand, Command, EndpointCommand, MemberCommand, Parsed};
 use exit::{CtlError, EXIT_SUCCESS};
 use print::Output;
 use settings::Settings;
@@ -92,6 +93,11 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
             MemberCommand::Update(a) => cmd_member::update(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
             MemberCommand::Promote(a) => cmd_member::promote(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         },
+        Command::Alarm(a) => match &a.command {
+            AlarmCommand::List(a) => cmd_maintenance::alarm_list(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            AlarmCommand::Disarm(a) => cmd_maintenance::alarm_disarm(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+        },
+        Command::Defrag(a) => cmd_maintenance::defrag(&settings, a).map(|(o, code)| (o, None, code)),
         Command::MoveLeader(a) => cmd_member::move_leader(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         // `lease` prints its own help texts, and `lease keep-alive` streams.
         Command::Lease(a) => return cmd_lease::lease(&settings, a, io),

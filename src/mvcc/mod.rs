@@ -44,7 +44,10 @@ pub use history::HistoryChunk;
 pub use key_index::{IdxRev, KeyIndex, KeyRange};
 pub use revision::{decode_rev_key, encode_rev_key, Revision};
 pub use store::{CompactionPause, KvStore, Options, RangeChunks};
-pub use validate::{validate_delete_range, validate_put, validate_range, validate_txn, DEFAULT_MAX_TXN_OPS};
+pub use validate::{
+    txn_is_read_only, txn_is_serializable, validate_delete_range, validate_put, validate_range, validate_txn,
+    DEFAULT_MAX_TXN_OPS,
+};
 
 /// Byte layout constants, for tools and tests that read the column families.
 pub mod layout {

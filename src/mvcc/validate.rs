@@ -149,6 +149,24 @@ fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Dels), MvccE
     Ok((puts, dels))
 }
 
+/// Whether a transaction writes nothing in either branch (nested included).
+pub fn txn_is_read_only(t: &TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(_)) | None => true,
+        Some(request_op::Request::RequestTxn(inner)) => txn_is_read_only(inner),
+        Some(_) => false,
+    })
+}
+
+/// Whether every read of a read-only transaction asks to be serializable.
+pub fn txn_is_serializable(t: &TxnRequest) -> bool {
+    t.success.iter().chain(&t.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(r)) => r.serializable,
+        Some(request_op::Request::RequestTxn(inner)) => txn_is_serializable(inner),
+        _ => true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,14 +17,17 @@
 //! Threads talk over bounded crossbeam channels. Owns start-up (including
 //! bootstrapping a new cluster member), wiring, and an orderly stop.
 
+pub mod alarms;
 pub mod apply;
 pub mod bootstrap;
 pub mod cluster_view;
 pub mod config;
+pub mod defrag;
 pub mod ids;
 pub mod members;
 pub mod msgs;
 pub mod proposer;
+pub mod quota;
 pub mod raft_loop;
 pub mod reads;
 pub mod reconfig;
@@ -101,6 +104,10 @@ pub struct ServerHandles {
     pub forwarder: Forwarder,
     /// Membership changes (served where the leader is).
     pub reconfig: reconfig::Reconfig,
+    /// The active alarms, and the quota that raises NOSPACE.
+    pub alarms: Arc<alarms::AlarmSet>,
+    pub quota: Arc<quota::Quota>,
+    pub defrag: defrag::Defragmenter,
 }
 
 /// What the client side needs for leases.
@@ -129,6 +136,7 @@ pub struct Server {
     apply_thread: Option<JoinHandle<()>>,
     watch_thread: Option<JoinHandle<()>>,
     read_threads: Vec<JoinHandle<()>>,
+    defrag_thread: Option<JoinHandle<()>>,
     failure: Receiver<String>,
     db: Arc<Db>,
     forward_slot: ForwardSlot,
@@ -189,6 +197,7 @@ impl Server {
         let gate = Arc::new(RwLock::new(()));
         let leader = Arc::new(Notices::new(LeaderInfo::default()));
         let view = Arc::new(cluster_view::ViewCell::default());
+        let alarms = Arc::new(alarms::AlarmSet::default());
 
         // Peers: one mio thread for every message connection.
         let peer_listener = std::net::TcpListener::bind(cfg.listen_peer)
@@ -239,6 +248,7 @@ impl Server {
                 db: db.clone(),
                 status: status.clone(),
                 leases: lease_table.clone(),
+                alarms: alarms.clone(),
                 request_timeout,
             };
             read_threads.push(spawn(&format!("read-{i}"), move || worker.run())?);
@@ -272,7 +282,8 @@ impl Server {
             apply::kv::KvApplier::new(status.clone()),
             apply::membership::MembershipApplier::open(db.clone(), status.clone(), member_id)?,
             lease_applier,
-            Box::new(apply::router::NotImplemented("alarm")),
+            apply::alarm::AlarmApplier::open(db.clone(), alarms.clone())?,
+            alarms.clone(),
             Some(EventFeed::new(watch_ev_tx, dropped)),
         );
         let apply = apply::ApplyLoop {
@@ -393,9 +404,15 @@ impl Server {
             proposer: proposer.clone(),
             control: ctrl_tx,
         };
+        let quota = Arc::new(quota::Quota::new(db.clone(), cfg.quota_bytes));
+        let (defrag, defrag_loop) = defrag::Defragmenter::new(db.clone(), quota.clone());
+        let defrag_thread = spawn("defrag", defrag_loop)?;
         let handles = ServerHandles {
+            defrag,
             member_id,
             reconfig,
+            alarms: alarms.clone(),
+            quota: quota.clone(),
             status,
             proposer,
             linear_reads: linear_tx,
@@ -421,6 +438,7 @@ impl Server {
             apply_thread: Some(apply_thread),
             watch_thread: Some(watch_thread),
             read_threads,
+            defrag_thread: Some(defrag_thread),
             failure: fail_rx,
             db,
             forward_slot,
@@ -485,6 +503,9 @@ impl Server {
         for t in self.read_threads.drain(..) {
             join(Some(t));
         }
+        // Likewise the defrag thread (after the one in progress, if any).
+        self.handles.defrag = defrag::Defragmenter::new(self.db.clone(), self.handles.quota.clone()).0;
+        join(self.defrag_thread.take());
         if let Err(e) = self.db.sync_wal() {
             log::error!("final sync failed: {e}");
         }

@@ -327,8 +327,9 @@ impl RaftLoop {
         self.transfers.push(Transfer { to, responder, deadline });
     }
 
+    /// etcd answers a MoveLeader without a header.
     fn moved_leader(&self) -> Body {
-        Body::MoveLeader(MoveLeaderResponse { header: Some(self.status.header(self.kv.current_revision())) })
+        Body::MoveLeader(MoveLeaderResponse { header: None })
     }
 
     /// Answers the transfers that ended: their transferee leads, or their

@@ -33,10 +33,21 @@ pub struct ReadWorker {
     pub db: Arc<Db>,
     pub status: Arc<NodeStatus>,
     pub leases: Arc<Mutex<LeaseTable>>,
+    pub alarms: Arc<super::alarms::AlarmSet>,
     pub request_timeout: Duration,
 }
 
 impl ReadWorker {
+    /// Status's `errors`, as etcd fills them: no leader, then the alarms.
+    fn status_errors(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.status.leader() == 0 {
+            errors.push("etcdserver: no leader".to_string());
+        }
+        errors.extend(self.alarms.errors());
+        errors
+    }
+
     /// Serves until every sender is gone.
     pub fn run(self) {
         for job in self.rx.iter() {
@@ -71,7 +82,7 @@ impl ReadWorker {
                     raft_index: self.status.raft_index(),
                     raft_term: self.status.term(),
                     raft_applied_index: self.status.applied(),
-                    errors: Vec::new(),
+                    errors: self.status_errors(),
                     db_size_in_use: size,
                     is_learner: self.status.is_learner(),
                 }))

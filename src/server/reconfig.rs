@@ -97,9 +97,8 @@ fn check_clash(members: &[Member], urls: &[String], except: u64) -> Result<(), A
 }
 
 /// Started, as etcd counts it: the member published its name, i.e. it ran.
-/// A member the leader has not heard from lately is not counted either.
-fn started(m: &Member, view: &ClusterView) -> bool {
-    !m.name.is_empty() && (!view.is_leader || view.is_active(m.id))
+fn started(m: &Member) -> bool {
+    !m.name.is_empty()
 }
 
 fn not_enough_started() -> ApiError {
@@ -110,7 +109,10 @@ fn find(members: &[Member], id: u64) -> Result<&Member, ApiError> {
     members.iter().find(|m| m.id == id).ok_or_else(|| ApiError::of(ErrorCode::MemberNotFound))
 }
 
-/// May a member with these peer URLs join (as a learner or a voter)?
+/// May a member with these peer URLs join (as a learner or a voter)? As
+/// etcd (`mayAddMember`): with the strict check, a new voter needs a
+/// quorum of the larger cluster started, and any addition needs every
+/// voter answering; then the URLs must be free and the learners few.
 pub fn check_add(
     members: &[Member],
     view: &ClusterView,
@@ -118,26 +120,25 @@ pub fn check_add(
     learner: bool,
     rules: Rules,
 ) -> Result<(), ApiError> {
-    check_clash(members, urls, 0)?;
-    if learner {
-        if members.iter().filter(|m| m.is_learner).count() >= rules.max_learners {
-            return Err(ApiError::of(ErrorCode::TooManyLearners));
+    if rules.strict {
+        let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
+        if !learner {
+            // The new voter counts in the quorum but has not started yet.
+            let n = voters.len() + 1;
+            let started = voters.iter().filter(|m| started(m)).count();
+            // A second member for a one-member cluster (restoring data) is allowed.
+            let restoring = started == 1 && n == 2;
+            if !restoring && started < n / 2 + 1 {
+                return Err(not_enough_started());
+            }
         }
-        return Ok(());
+        if view.is_leader && voters.iter().any(|m| !view.is_active(m.id)) {
+            return Err(ApiError::of(ErrorCode::Unhealthy));
+        }
     }
-    if !rules.strict {
-        return Ok(());
-    }
-    // The new voter counts in the quorum but has not started yet.
-    let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
-    let n = voters.len() + 1;
-    let started = voters.iter().filter(|m| started(m, view)).count();
-    // Adding a second member to a one-member cluster (restoring data) is allowed.
-    if started == 1 && n == 2 {
-        return Ok(());
-    }
-    if started < n / 2 + 1 {
-        return Err(not_enough_started());
+    check_clash(members, urls, 0)?;
+    if learner && members.iter().filter(|m| m.is_learner).count() >= rules.max_learners {
+        return Err(ApiError::of(ErrorCode::TooManyLearners));
     }
     Ok(())
 }
@@ -150,7 +151,7 @@ pub fn check_remove(members: &[Member], view: &ClusterView, id: u64, rules: Rule
     }
     let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
     let rest: Vec<&&Member> = voters.iter().filter(|m| m.id != id).collect();
-    let started_rest = rest.iter().filter(|m| started(m, view)).count();
+    let started_rest = rest.iter().filter(|m| started(m)).count();
     if started_rest < rest.len() / 2 + 1 {
         return Err(not_enough_started());
     }
@@ -187,7 +188,7 @@ pub fn check_promote(members: &[Member], view: &ClusterView, id: u64, rules: Rul
         // The learner counts as started and in the future quorum.
         let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner).collect();
         let n = voters.len() + 1;
-        let started = 1 + voters.iter().filter(|m| started(m, view)).count();
+        let started = 1 + voters.iter().filter(|m| started(m)).count();
         if started < n / 2 + 1 {
             return Err(not_enough_started());
         }

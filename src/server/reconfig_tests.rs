@@ -52,11 +52,13 @@ fn a_voter_is_added_only_while_a_quorum_of_the_larger_cluster_has_started() {
     let urls = peer_urls(&["127.0.0.1:1004".into()]).unwrap();
     let all = leader_view(&[1, 2, 3], &[(1, 10), (2, 10), (3, 10)], 10);
     assert!(check_add(&three(), &all, &urls, false, Rules::default()).is_ok());
-    // 4 members need 3 started: with member 3 silent only 2 are.
+    // Every voter must answer (etcd: "unhealthy cluster").
     let one_down = leader_view(&[1, 2], &[(1, 10), (2, 10), (3, 5)], 10);
-    assert_eq!(code(check_add(&three(), &one_down, &urls, false, Rules::default())), ErrorCode::NotEnoughStarted);
-    // A member that never published its name has not started either.
+    assert_eq!(code(check_add(&three(), &one_down, &urls, false, Rules::default())), ErrorCode::Unhealthy);
+    assert_eq!(code(check_add(&three(), &one_down, &urls, true, Rules::default())), ErrorCode::Unhealthy);
+    // 4 members need 3 started: two that never published a name are not.
     let mut members = three();
+    members[1].name.clear();
     members[2].name.clear();
     assert_eq!(code(check_add(&members, &all, &urls, false, Rules::default())), ErrorCode::NotEnoughStarted);
     // Without the strict check it goes through.
@@ -68,14 +70,17 @@ fn a_voter_is_added_only_while_a_quorum_of_the_larger_cluster_has_started() {
 }
 
 #[test]
-fn learners_are_limited_and_do_not_need_a_quorum() {
+fn learners_are_limited_and_do_not_need_started_members() {
     let urls = peer_urls(&["127.0.0.1:1004".into()]).unwrap();
-    let one_down = leader_view(&[1, 2], &[(1, 10), (2, 10), (3, 5)], 10);
-    assert!(check_add(&three(), &one_down, &urls, true, Rules::default()).is_ok());
+    let all = leader_view(&[1, 2, 3], &[(1, 10), (2, 10), (3, 10)], 10);
+    let mut members = three();
+    members[1].name.clear();
+    members[2].name.clear();
+    assert!(check_add(&members, &all, &urls, true, Rules::default()).is_ok());
     let mut members = three();
     members.push(member(4, "d", 1005, true));
-    assert_eq!(code(check_add(&members, &one_down, &urls, true, Rules::default())), ErrorCode::TooManyLearners);
-    assert!(check_add(&members, &one_down, &urls, true, Rules { max_learners: 2, ..Rules::default() }).is_ok());
+    assert_eq!(code(check_add(&members, &all, &urls, true, Rules::default())), ErrorCode::TooManyLearners);
+    assert!(check_add(&members, &all, &urls, true, Rules { max_learners: 2, ..Rules::default() }).is_ok());
 }
 
 #[test]

@@ -24,12 +24,18 @@ pub const CF_AUTH: &str = "auth";
 /// Cluster members: id -> member.
 pub const CF_MEMBERS: &str = "members";
 
+/// Active alarms: (member id u64 BE, alarm type i32 BE) -> empty.
+pub const CF_ALARM: &str = "alarm";
+
 /// Every column family, in a fixed order.
-pub const ALL_CFS: [&str; 7] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_META, CF_LEASE, CF_AUTH, CF_MEMBERS];
+pub const ALL_CFS: [&str; 8] = [CF_RAFT_LOG, CF_RAFT_STATE, CF_KV, CF_META, CF_LEASE, CF_AUTH, CF_MEMBERS, CF_ALARM];
+/// Column families added after the first format: created when a data
+/// directory made before them is opened.
+const LATER_CFS: [&str; 1] = [CF_ALARM];
 
 /// The column families that make up the replicated state machine: what a
 /// snapshot carries from one node to another.
-pub const STATE_MACHINE_CFS: [&str; 5] = [CF_KV, CF_META, CF_LEASE, CF_AUTH, CF_MEMBERS];
+pub const STATE_MACHINE_CFS: [&str; 6] = [CF_KV, CF_META, CF_LEASE, CF_AUTH, CF_MEMBERS, CF_ALARM];
 
 /// The on-disk format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -49,7 +55,8 @@ impl Db {
         let fresh = check_directory(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(fresh);
-        opts.create_missing_column_families(fresh);
+        // Only the ones added later are ever missing (checked below).
+        opts.create_missing_column_families(true);
         opts.increase_parallelism(2);
         // Bounded memory: every memtable together stays under
         // `MEMTABLE_BUDGET` (RocksDB flushes the largest when it is reached).
@@ -61,7 +68,7 @@ impl Db {
         opts.set_enable_write_thread_adaptive_yield(false);
         if !fresh {
             let existing = DB::list_cf(&opts, dir).map_err(|e| StoreError::NotRaftkv(e.into_string()))?;
-            for cf in ALL_CFS {
+            for cf in ALL_CFS.iter().filter(|cf| !LATER_CFS.contains(cf)) {
                 if !existing.iter().any(|c| c == cf) {
                     return Err(StoreError::NotRaftkv(format!("{} has no column family {cf:?}", dir.display())));
                 }
@@ -142,8 +149,18 @@ impl Db {
 
     /// Approximate bytes on disk (SST files and memtables), for status.
     pub fn approximate_size(&self) -> u64 {
+        self.approximate_size_of(&ALL_CFS)
+    }
+
+    /// The same for the replicated state machine alone (what etcd calls
+    /// the backend: the quota applies to it, not to the Raft log).
+    pub fn state_machine_size(&self) -> u64 {
+        self.approximate_size_of(&STATE_MACHINE_CFS)
+    }
+
+    fn approximate_size_of(&self, cfs: &[&str]) -> u64 {
         let mut total = 0u64;
-        for name in ALL_CFS {
+        for &name in cfs {
             let cf = self.cf(name);
             for prop in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
                 if let Ok(Some(v)) = self.db.property_int_value_cf(cf, prop) {

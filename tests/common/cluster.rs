@@ -157,6 +157,7 @@ pub struct Opts {
     pub request_timeout_ms: u64,
     pub snapshot_count: Option<u64>,
     pub snapshot_catchup_entries: Option<u64>,
+    pub quota_bytes: Option<u64>,
     pub log_level: String,
     /// Seeds the proxies' randomness.
     pub seed: u64,
@@ -174,6 +175,7 @@ impl Default for Opts {
             request_timeout_ms: 3000,
             snapshot_count: None,
             snapshot_catchup_entries: None,
+            quota_bytes: None,
             log_level: "info".into(),
             seed: 0,
             parent_dir: None,
@@ -347,6 +349,9 @@ impl Cluster {
         }
         if let Some(n) = o.snapshot_catchup_entries {
             cmd.args(["--snapshot-catchup-entries", &n.to_string()]);
+        }
+        if let Some(n) = o.quota_bytes {
+            cmd.args(["--quota-bytes", &n.to_string()]);
         }
         match std::env::var("RAFTKV_FAULT_LOG") {
             Ok(filter) => cmd.env("RUST_LOG", filter),

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod fields;
 pub mod json;
+pub mod maintenance;
 pub mod simple;
 pub mod table;
 

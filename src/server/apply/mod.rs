@@ -11,6 +11,7 @@
 //!
 //! Never blocks on a client or a watcher, never talks to peers.
 
+pub mod alarm;
 pub mod kv;
 pub mod lease;
 pub mod membership;

@@ -11,6 +11,7 @@
 //! a request itself, never waits for the watch dispatcher (the feed never
 //! blocks).
 
+use super::alarm::AlarmApplier;
 use super::kv::KvApplier;
 use super::lease::LeaseApplier;
 use super::membership::MembershipApplier;
@@ -20,7 +21,9 @@ use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest};
 use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfState, Entry};
+use crate::server::alarms::AlarmSet;
 use crate::watch::EventFeed;
+use std::sync::Arc;
 
 /// The outcome of one request, for the waiter on its proposing member.
 #[derive(Debug)]
@@ -73,22 +76,14 @@ pub fn domain_of(body: &Req) -> Domain {
     }
 }
 
-/// A domain not built yet: every member answers alike, so the state
-/// stays equal.
-pub struct NotImplemented(pub &'static str);
-
-impl Applier for NotImplemented {
-    fn apply(&mut self, _batch: &mut ApplyBatch<'_>, req: &InternalRequest, _events: &mut Vec<Event>) -> Applied {
-        let e = ApiError::new(ErrorCode::NotImplemented, format!("raftkv: {} is not implemented yet", self.0));
-        Ok(Some(Outcome::of(req.id, Err(e))))
-    }
-}
-
 pub struct Router {
     pub kv: KvApplier,
     pub membership: MembershipApplier,
     pub lease: LeaseApplier,
-    pub maintenance: Box<dyn Applier + Send>,
+    pub maintenance: AlarmApplier,
+    /// The active alarms: what they forbid is refused here, before any
+    /// applier sees it, so every member refuses alike.
+    alarms: Arc<AlarmSet>,
     /// Where committed events go (none in tests that do not watch).
     feed: Option<EventFeed>,
     /// The events of the batch being applied, in revision order.
@@ -100,10 +95,11 @@ impl Router {
         kv: KvApplier,
         membership: MembershipApplier,
         lease: LeaseApplier,
-        maintenance: Box<dyn Applier + Send>,
+        maintenance: AlarmApplier,
+        alarms: Arc<AlarmSet>,
         feed: Option<EventFeed>,
     ) -> Router {
-        Router { kv, membership, lease, maintenance, feed, events: Vec::new() }
+        Router { kv, membership, lease, maintenance, alarms, feed, events: Vec::new() }
     }
 
     /// Prepares a new batch: puts naming a lease ask the lease table (as it
@@ -119,6 +115,9 @@ impl Router {
             let e = ApiError::of(ErrorCode::UnknownRequest);
             return Ok(Some(Outcome::of(req.id, Err(e))));
         };
+        if let Some(e) = self.alarms.refuses(body) {
+            return Ok(Some(Outcome::of(req.id, Err(e))));
+        }
         let start = self.events.len();
         let applied = match domain_of(body) {
             Domain::Kv => self.kv.apply(batch, req, &mut self.events),
@@ -162,6 +161,7 @@ impl Router {
     /// memory.
     pub fn reload(&mut self) -> Result<(), String> {
         self.membership.reload()?;
+        self.maintenance.reload()?;
         self.lease.reload()
     }
 }

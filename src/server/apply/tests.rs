@@ -2,19 +2,22 @@
 //! completed, events handed to the watch feed after the commit, member
 //! records staged and read back within one batch, nothing applied twice.
 
-use super::router::{NotImplemented, Router};
+use super::alarm::AlarmApplier;
+use super::router::Router;
 use super::ApplyLoop;
 use crate::mvcc::KvStore;
 use crate::plumbing::doorbell::{self, Doorbell};
 use crate::plumbing::wait::{Completion, WaitRegistry};
 use crate::proto::etcdserverpb::{
-    AlarmRequest, LeaseCheckpoint, LeaseCheckpointRequest, LeaseGrantRequest, LeaseRevokeRequest, Member, PutRequest,
+    alarm_request::AlarmAction, AlarmRequest, AlarmType, DeleteRangeRequest, LeaseCheckpoint, LeaseCheckpointRequest,
+    LeaseGrantRequest, LeaseRevokeRequest, Member, PutRequest,
 };
 use crate::proto::internalpb::{internal_request::Body as Req, InternalRequest, MemberAttributes, MemberContext};
 use crate::proto::internalpb::{LeaseExpireRequest, LeaseExpiry};
 use crate::proto::mvccpb::Event;
 use crate::proto::raftkvpb::{client_response::Body, ErrorCode};
 use crate::proto::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType};
+use crate::server::alarms::AlarmSet;
 use crate::server::apply::kv::KvApplier;
 use crate::server::apply::lease::LeaseApplier;
 use crate::server::apply::membership::MembershipApplier;
@@ -46,11 +49,13 @@ fn harness() -> Harness {
     let (_apply_tx, apply_rx) = doorbell::channel(4, &bell);
     let (ctrl_tx, _ctrl_rx) = doorbell::channel(4, &raft_bell);
     let (reads_tx, _reads_rx) = bounded(4);
+    let alarms = Arc::new(AlarmSet::default());
     let router = Router::new(
         KvApplier::new(status.clone()),
         MembershipApplier::open(db.clone(), status.clone(), ME).unwrap(),
         LeaseApplier::open(db.clone(), kv.clone(), status.clone()).unwrap(),
-        Box::new(NotImplemented("alarm")),
+        AlarmApplier::open(db.clone(), alarms.clone()).unwrap(),
+        alarms,
         Some(EventFeed::new(ev_tx, Arc::new(AtomicBool::new(false)))),
     );
     let apply = ApplyLoop {
@@ -105,9 +110,46 @@ fn requests_are_routed_and_their_waiters_completed_after_the_commit() {
         Body::Put(p) => assert_eq!(p.header.unwrap().revision, 2),
         other => panic!("{other:?}"),
     }
-    let e = alarm.try_recv().unwrap().unwrap_err();
-    assert_eq!(e.code, ErrorCode::NotImplemented, "the alarm domain is not built yet: {e}");
+    match alarm.try_recv().unwrap().unwrap() {
+        Body::Alarm(a) => assert!(a.alarms.is_empty(), "no alarm is active: {a:?}"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(h.apply.kv.current_revision(), 2);
+}
+
+fn alarm(action: AlarmAction, member_id: u64, alarm: AlarmType) -> Req {
+    Req::Alarm(AlarmRequest { action: action as i32, member_id, alarm: alarm as i32 })
+}
+
+#[test]
+fn nospace_refuses_what_grows_the_database_on_every_member_alike_until_disarmed() {
+    let mut h = harness();
+    let raised = h.wait_for(1);
+    let refused = h.wait_for(2);
+    let deleted = h.wait_for(3);
+    let entries = vec![
+        h.request(1, 7, alarm(AlarmAction::Activate, 7, AlarmType::Nospace)),
+        h.request(2, ME, put("a")),
+        h.request(3, ME, Req::DeleteRange(DeleteRangeRequest { key: "a".into(), ..Default::default() })),
+    ];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    match raised.try_recv().unwrap().unwrap() {
+        Body::Alarm(a) => assert_eq!(a.alarms.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(refused.try_recv().unwrap().unwrap_err().code, ErrorCode::NoSpace);
+    assert!(deleted.try_recv().unwrap().is_ok(), "deletes still go through");
+    assert_eq!(h.apply.kv.current_revision(), 1, "the refused put wrote nothing");
+    let disarmed = h.wait_for(4);
+    let after = h.wait_for(5);
+    let entries =
+        vec![h.request(4, ME, alarm(AlarmAction::Deactivate, 7, AlarmType::Nospace)), h.request(5, ME, put("a"))];
+    h.apply.apply_entries(&entries, vec![]).unwrap();
+    match disarmed.try_recv().unwrap().unwrap() {
+        Body::Alarm(a) => assert_eq!(a.alarms.len(), 1, "the disarmed alarm is named"),
+        other => panic!("{other:?}"),
+    }
+    assert!(after.try_recv().unwrap().is_ok());
 }
 
 #[test]

@@ -16,10 +16,14 @@
 #                         m1      22601   22602
 #                         m2      22611   22612
 #                         m3      22621   22622
-#                         m4      -       22642   (voter, added, never started)
-#                         m5      -       22652   (learner, added, never started)
+#                         m4      -       22642   (voter, added, never started; other
+#                                         22630-22649 are one-off URLs of other voter adds)
+#                         m5      -       22652   (learner, added, never started; 22650-22656
+#                                         are one-off URLs of other learner adds)
 #                         m6      22661   22662   (learner, started, promoted, removed)
 #                         m7      22671   22672   (learner, started, promoted with -w json, removed)
+#                         m8      22681   22682   (same with -w table)
+#                         m9      22691   22692   (same with -w fields)
 set -u
 
 OUT=${OUT:-$(cd "$(dirname "$0")" && pwd)}
@@ -70,14 +74,25 @@ stop() {
 	wait "${PID[$1]}" 2>/dev/null
 	unset "PID[$1]"
 }
-# healthy EP [TRIES]: waits until `endpoint health` passes on EP (tries x 0.2 s)
+# healthy EP [TRIES]: waits until `endpoint health` passes on EP (up to TRIES tries, 0.2 s apart)
 healthy() {
 	local i
 	for ((i = 0; i < ${2:-100}; i++)); do
-		etcdctl --endpoints="$1" endpoint health >/dev/null 2>&1 && return 0
+		etcdctl --endpoints="$1" --dial-timeout=1s --command-timeout=1s endpoint health >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
 	echo "endpoint $1 not healthy" >&2
+	return 1
+}
+# up EP: same with `endpoint status`, for a learner (its `endpoint health` fails: a learner
+# refuses the linearizable get that health does)
+up() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		etcdctl --endpoints="$1" --dial-timeout=1s --command-timeout=1s endpoint status >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "endpoint $1 not up" >&2
 	return 1
 }
 
@@ -86,13 +101,15 @@ E="etcdctl --endpoints=$EP1"
 ctl() { etcdctl --endpoints=$EP1 "$@" >>"$WORK/ops.log" 2>&1; }
 # id_of NAME / id_of_peer PEERURL: hex member id from `member list` (simple)
 id_of() { etcdctl --endpoints=$EP1 member list | awk -F', ' -v n="$1" '$3 == n { print $1 }'; }
-id_of_peer() { etcdctl --endpoints=$EP1 member list | awk -F', ' -v u="$1" '$4 == u { print $1 }'; }
+# (a member with several peer URLs has them comma-joined in one field)
+id_of_peer() { etcdctl --endpoints=$EP1 member list | awk -F', ' -v u="$1" '{ n = split($4, a, ","); for (i = 1; i <= n; i++) if (a[i] == u) print $1 }'; }
 # leader_field N: field N of the `endpoint status` (simple) line of the leader among m1..m3
 # (1 = endpoint, 2 = hex id)
 leader_field() { etcdctl --endpoints=$EPS endpoint status | awk -F', ' -v f="$1" '$5 == "true" { print $f }'; }
 # follower_field N: same, for the first follower
 follower_field() { etcdctl --endpoints=$EPS endpoint status | awk -F', ' -v f="$1" '$5 == "false" { print $f; exit }'; }
-# rm_peer PEERURL: removes the member with that peer URL, if any
+# rm_peer PEERURL: removes the member with that peer URL, if any (cleanup after a case that might
+# have added one)
 rm_peer() {
 	local id
 	id=$(id_of_peer "$1")
@@ -112,12 +129,39 @@ tsv() {
 
 # run NAME COMMAND [NOTES]: runs COMMAND with bash -c, stdin /dev/null, and records it
 run() {
-	local name=$1 cmd=$2 notes=${3:-}
+	local name=$1 cmd=$2 notes=${3:-} t0
+	t0=$(date +%s.%N)
 	bash -c "$cmd" </dev/null >"$OUT/$name.stdout" 2>"$OUT/$name.stderr"
 	local rc=$?
 	tsv "$name" "$rc" "$cmd" "$notes"
-	echo "$name rc=$rc" >&2
+	echo "$name rc=$rc $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f')s" >&2
 	return $rc
+}
+
+# promote_poll NAME ID NOTES [FLAGS...]: runs `member promote ID FLAGS` every ~200 ms until it
+# stops answering "not in sync". Every attempt goes to NAME_poll.stdout/.stderr (with "--- attempt"
+# and "--- exit" marker lines); the last attempt is also kept as NAME.stdout/.stderr.
+promote_poll() {
+	local name=$1 id=$2 notes=$3 i t t0 rc
+	shift 3
+	: >"$OUT/${name}_poll.stdout"
+	: >"$OUT/${name}_poll.stderr"
+	t0=$(date +%s.%N)
+	for i in $(seq 100); do
+		t=$(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.2f')
+		echo "--- attempt $i at ${t}s" >>"$OUT/${name}_poll.stdout"
+		echo "--- attempt $i at ${t}s" >>"$OUT/${name}_poll.stderr"
+		$E member promote "$id" "$@" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" </dev/null
+		rc=$?
+		cat "$OUT/$name.stdout" >>"$OUT/${name}_poll.stdout"
+		cat "$OUT/$name.stderr" >>"$OUT/${name}_poll.stderr"
+		echo "--- exit $rc" >>"$OUT/${name}_poll.stdout"
+		grep -q 'in sync with leader' "$OUT/$name.stderr" || break
+		sleep 0.2
+	done
+	tsv "${name}_poll" - "(loop) $E member promote $id $*" "$notes; every ~200 ms until the answer is not \"not in sync\"; each attempt's exit code is in the .stdout file"
+	tsv "$name" "$rc" "$E member promote $id $*" "$notes; the last attempt of ${name}_poll (attempt $i, ${t}s after the first)"
+	echo "$name rc=$rc attempts=$i" >&2
 }
 
 rm -f "$OUT"/*.stdout "$OUT"/*.stderr
@@ -165,6 +209,9 @@ run status_cluster_json "$E endpoint status --cluster -w json" "$N3"
 run status_cluster_table "$E endpoint status --cluster -w table" "$N3"
 
 ### member add (voter) ############################################################################
+# Every add uses a peer URL not used before in this run: etcd 3.4 makes a new member's id from its
+# peer URLs, the cluster token and the current Unix second, so re-adding a removed member's URL
+# within the same second gives the removed id (see add_readd_same_second).
 run add_voter_simple "$E member add m4 --peer-urls=$P4" "$N3"
 M4=$(id_of_peer $P4)
 run list_unstarted_voter_simple "$E member list" "after add_voter_simple: m4 ($M4) added, never started"
@@ -172,51 +219,63 @@ run list_unstarted_voter_json "$E member list -w json" "m4 unstarted"
 run list_unstarted_voter_table "$E member list -w table" "m4 unstarted"
 run status_cluster_unstarted_voter_table "$E endpoint status --cluster -w table" "m4 unstarted: has no client URL"
 run add_voter_second_unstarted "$E member add m4b --peer-urls=http://$H:22643" "m4 (voter) unstarted: strict reconfig check"
-run add_learner_with_unstarted_voter "$E member add m5 --learner --peer-urls=$P5" "m4 (voter) unstarted"
 rm_peer http://$H:22643
-rm_peer $P5
+run add_learner_with_unstarted_voter "$E member add m5 --learner --peer-urls=http://$H:22650" "m4 (voter) unstarted"
+rm_peer http://$H:22650
 run remove_simple "$E member remove $M4" "m4 ($M4), never started"
 run list_after_remove "$E member list" "after remove_simple"
 run remove_again "$E member remove $M4" "m4 again (already removed)"
-run add_voter_json "$E member add m4 --peer-urls=$P4 -w json" "$N3"
-M4=$(id_of_peer $P4)
+run add_voter_json "$E member add m4 --peer-urls=http://$H:22644 -w json" "$N3"
+M4=$(id_of_peer http://$H:22644)
 run remove_json "$E member remove $M4 -w json" "m4 ($M4), never started"
-run add_voter_table "$E member add m4 --peer-urls=$P4 -w table" "$N3"
-M4=$(id_of_peer $P4)
-run remove_table "$E member remove $M4 -w table" "m4 ($M4), never started"
-run add_voter_fields "$E member add m4 --peer-urls=$P4 -w fields" "$N3"
-M4=$(id_of_peer $P4)
+run add_voter_table "$E member add m4 --peer-urls=http://$H:22645 -w table" "$N3; the member IS added, only the printing fails"
+M4=$(id_of_peer http://$H:22645)
+run remove_table "$E member remove $M4 -w table" "m4 ($M4), never started; the member IS removed"
+run add_voter_fields "$E member add m4 --peer-urls=http://$H:22646 -w fields" "$N3"
+M4=$(id_of_peer http://$H:22646)
 run remove_fields "$E member remove $M4 -w fields" "m4 ($M4), never started"
-run add_voter_two_urls "$E member add m4 --peer-urls=$P4,http://$H:22644" "two peer URLs"
-rm_peer $P4
-run add_dup_name "$E member add m1 --peer-urls=$P4" "the name of an existing member (m1), a new URL"
-M4=$(id_of_peer $P4)
+run add_voter_two_urls "$E member add m4 --peer-urls=http://$H:22647,http://$H:22648" "two peer URLs"
+run list_two_urls "$E member list" "after add_voter_two_urls"
+run list_two_urls_table "$E member list -w table" "after add_voter_two_urls"
+rm_peer http://$H:22647
+run add_dup_name "$E member add m1 --peer-urls=http://$H:22649" "the name of an existing member (m1), a new URL"
 run list_dup_name "$E member list" "after add_dup_name"
-ctl member remove "$M4"
-run add_empty_name "$E member add '' --peer-urls=$P4" "empty name"
-rm_peer $P4
-run add_voter_via_follower "etcdctl --endpoints=$(follower_field 1) member add m4 --peer-urls=$P4" "endpoint is a follower"
-rm_peer $P4
+rm_peer http://$H:22649
+run add_empty_name "$E member add '' --peer-urls=http://$H:22631" "empty name"
+rm_peer http://$H:22631
+run add_voter_via_follower "etcdctl --endpoints=$(follower_field 1) member add m4 --peer-urls=http://$H:22632" "endpoint is a follower"
+rm_peer http://$H:22632
+# re-add a removed member's peer URL within the same Unix second as its first add
+while [ "$(date +%N | cut -c1)" != 0 ]; do sleep 0.01; done
+ctl member add m4 --peer-urls=http://$H:22633
+ctl member remove "$(id_of_peer http://$H:22633)"
+run add_readd_same_second "$E member add m4 --peer-urls=http://$H:22633" "http://$H:22633 was added and removed just before, in the same second (if the file says otherwise, the second changed in between)"
+rm_peer http://$H:22633
+sleep 1
+run add_readd_next_second "$E member add m4 --peer-urls=http://$H:22633" "the same URL, at least 1 s later"
+rm_peer http://$H:22633
 
 ### member add errors #############################################################################
 run add_clash_peer "$E member add mx --peer-urls=$P2" "m2's peer URL"
 run add_clash_peer_json "$E member add mx --peer-urls=$P2 -w json" "m2's peer URL"
-run add_clash_one_of_two "$E member add mx --peer-urls=$P4,$P2" "a new URL and m2's"
+run add_clash_one_of_two "$E member add mx --peer-urls=http://$H:22634,$P2" "a new URL and m2's"
+rm_peer http://$H:22634
 run add_nohost "$E member add mx --peer-urls=nohost"
+rm_peer nohost
 run add_http_nohost "$E member add mx --peer-urls=http://nohost" "scheme and host name, no port"
 rm_peer http://nohost
-run add_url_path "$E member add mx --peer-urls=http://$H:22645/path" "URL with a path"
-rm_peer http://$H:22645/path
+run add_url_path "$E member add mx --peer-urls=http://$H:22635/path" "URL with a path"
+rm_peer http://$H:22635/path
 run add_url_noport "$E member add mx --peer-urls=http://$H" "no port"
 rm_peer http://$H
-run add_url_empty_item "$E member add mx --peer-urls=$P4," "trailing comma"
-rm_peer $P4
+run add_url_empty_item "$E member add mx --peer-urls=http://$H:22636," "trailing comma"
+rm_peer http://$H:22636
 run add_no_peer_urls "$E member add mx" "no --peer-urls"
 run add_empty_peer_urls "$E member add mx --peer-urls=" "--peer-urls="
-run add_no_name "$E member add --peer-urls=$P4" "no name"
-rm_peer $P4
-run add_two_names "$E member add mx my --peer-urls=$P4" "two names"
-rm_peer $P4
+run add_no_name "$E member add --peer-urls=http://$H:22637" "no name"
+rm_peer http://$H:22637
+run add_two_names "$E member add mx my --peer-urls=http://$H:22638" "two names"
+rm_peer http://$H:22638
 run add_no_args "$E member add"
 
 ### learner (never started) #######################################################################
@@ -227,18 +286,17 @@ run list_learner_json "$E member list -w json" "m5 learner unstarted"
 run list_learner_table "$E member list -w table" "m5 learner unstarted"
 run add_learner_second "$E member add m5b --learner --peer-urls=http://$H:22653" "m5 is a learner already"
 rm_peer http://$H:22653
-run add_voter_with_unstarted_learner "$E member add m4 --peer-urls=$P4" "m5 (learner) unstarted: does it block a voter add?"
-rm_peer $P4
+run add_voter_with_unstarted_learner "$E member add m4 --peer-urls=http://$H:22639" "m5 (learner) unstarted: does it block a voter add?"
+rm_peer http://$H:22639
 run promote_learner_not_started "$E member promote $M5" "m5 ($M5) never started"
 run promote_learner_not_started_json "$E member promote $M5 -w json" "m5 never started"
-run update_learner "$E member update $M5 --peer-urls=http://$H:22653" "m5 (unstarted learner) to a new URL"
+run update_learner "$E member update $M5 --peer-urls=http://$H:22654" "m5 (unstarted learner) to a new URL"
 run list_after_update_learner "$E member list" "after update_learner"
 run remove_learner "$E member remove $M5" "m5 ($M5)"
-run add_learner_json "$E member add m5 --learner --peer-urls=$P5 -w json" "$N3"
-M5=$(id_of_peer $P5)
-ctl member remove "$M5"
-run add_learner_table "$E member add m5 --learner --peer-urls=$P5 -w table" "$N3"
-rm_peer $P5
+run add_learner_json "$E member add m5 --learner --peer-urls=http://$H:22655 -w json" "$N3"
+rm_peer http://$H:22655
+run add_learner_table "$E member add m5 --learner --peer-urls=http://$H:22656 -w table" "$N3"
+rm_peer http://$H:22656
 
 ### member remove errors ##########################################################################
 run remove_unknown "$E member remove 1234abcd"
@@ -316,44 +374,22 @@ M6=$(id_of_peer http://$H:22662)
 IC6=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\(.*\)"$/\1/p' "$OUT/add_learner_m6.stdout")
 start m6 22661 22662 existing "$IC6"
 run promote_m6_first "$E member promote $M6" "m6 ($M6) right after its etcd process was started (initial cluster $IC6)"
-healthy $H:22661 || exit 1
+up $H:22661 || exit 1
 sleep 1
+run health_learner "etcdctl --endpoints=$H:22661 endpoint health" "m6, a started learner"
+run health_cluster_learner "$E endpoint health --cluster" "m6 started learner"
 run list_started_learner_simple "$E member list" "m6 started, still a learner"
 run list_started_learner_json "$E member list -w json" "m6 started, still a learner"
 run list_started_learner_table "$E member list -w table" "m6 started, still a learner"
 run list_via_learner "etcdctl --endpoints=$H:22661 member list" "asked of the learner m6"
-run add_via_learner "etcdctl --endpoints=$H:22661 member add m4 --peer-urls=$P4" "asked of the learner m6"
-rm_peer $P4
+run add_via_learner "etcdctl --endpoints=$H:22661 member add m4 --peer-urls=http://$H:22630" "asked of the learner m6"
+rm_peer http://$H:22630
 run status_cluster_learner_simple "$E endpoint status --cluster" "m6 started learner"
 run status_cluster_learner_json "$E endpoint status --cluster -w json" "m6 started learner"
 run status_cluster_learner_table "$E endpoint status --cluster -w table" "m6 started learner"
 run move_leader_to_learner "etcdctl --endpoints=$(leader_field 1) move-leader $M6" "target is the learner m6 ($M6)"
 sleep 1
-# promote until it succeeds; every attempt's output goes to promote_m6_poll.*
-: >"$OUT/promote_m6_poll.stdout"
-: >"$OUT/promote_m6_poll.stderr"
-T0=$(date +%s.%N)
-for i in $(seq 100); do
-	t=$(echo "$(date +%s.%N) - $T0" | bc | xargs printf '%.2f')
-	echo "--- attempt $i at ${t}s" >>"$OUT/promote_m6_poll.stdout"
-	echo "--- attempt $i at ${t}s" >>"$OUT/promote_m6_poll.stderr"
-	if $E member promote "$M6" >"$WORK/p.out" 2>"$WORK/p.err" </dev/null; then
-		rc=0
-	else
-		rc=$?
-	fi
-	cat "$WORK/p.out" >>"$OUT/promote_m6_poll.stdout"
-	cat "$WORK/p.err" >>"$OUT/promote_m6_poll.stderr"
-	echo "--- exit $rc" >>"$OUT/promote_m6_poll.stdout"
-	if [ $rc = 0 ]; then
-		cp "$WORK/p.out" "$OUT/promote_m6.stdout"
-		cp "$WORK/p.err" "$OUT/promote_m6.stderr"
-		tsv promote_m6 0 "$E member promote $M6" "the first successful attempt of promote_m6_poll (attempt $i, ${t}s after the poll started)"
-		break
-	fi
-	sleep 0.2
-done
-tsv promote_m6_poll - "(loop) $E member promote $M6" "every ~200 ms until it succeeds; each attempt's exit code is in the .stdout file"
+promote_poll promote_m6 "$M6" "m6 ($M6), a started learner"
 run promote_m6_again "$E member promote $M6" "m6 was just promoted"
 sleep 1
 run list_after_promote_simple "$E member list" "m6 promoted: 4 voters"
@@ -368,26 +404,29 @@ done
 kill -0 "${PID[m6]}" 2>/dev/null && echo "m6 still running after its removal" >&2
 stop m6
 
-### a second real learner: m7, promoted with -w json ##############################################
-sleep 6 # strict reconfig check after the removal
-ctl member add m7 --learner --peer-urls=http://$H:22672
-M7=$(id_of_peer http://$H:22672)
-start m7 22671 22672 existing "$IC,m7=http://$H:22672"
-healthy $H:22671 || exit 1
-for i in $(seq 100); do
-	if $E member promote "$M7" -w json >"$OUT/promote_m7_json.stdout" 2>"$OUT/promote_m7_json.stderr" </dev/null; then
-		tsv promote_m7_json 0 "$E member promote $M7 -w json" "m7 ($M7), a started learner; attempt $i (the earlier ones were refused)"
-		break
-	fi
-	sleep 0.2
-done
-sleep 5
-run remove_started_m7_json "$E member remove $M7 -w json" "m7 ($M7): a started voter"
-for _ in $(seq 100); do
-	kill -0 "${PID[m7]}" 2>/dev/null || break
-	sleep 0.1
-done
-stop m7
+### more real learners, promoted with -w json / table / fields ###################################
+# learner NAME CLIENTPORT PEERPORT FORMAT: adds NAME as a learner, starts it, promotes it with
+# -w FORMAT (promote_NAME_FORMAT, promote_NAME_FORMAT_poll), checks that it is a voter
+# (list_after_promote_NAME_FORMAT), removes it with -w FORMAT (remove_started_NAME_FORMAT)
+learner() {
+	local name=$1 c=$2 p=$3 fmt=$4 id
+	ctl member add "$name" --learner --peer-urls=http://$H:$p
+	id=$(id_of_peer http://$H:$p)
+	start "$name" "$c" "$p" existing "$IC,$name=http://$H:$p"
+	up $H:$c || exit 1
+	promote_poll "promote_${name}_$fmt" "$id" "$name ($id), a started learner" -w "$fmt"
+	run "list_after_promote_${name}_$fmt" "$E member list" "after promote_${name}_$fmt"
+	sleep 1
+	run "remove_started_${name}_$fmt" "$E member remove $id -w $fmt" "$name ($id): a started voter"
+	for _ in $(seq 100); do
+		kill -0 "${PID[$name]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	stop "$name"
+}
+learner m7 22671 22672 json
+learner m8 22681 22682 table
+learner m9 22691 22692 fields
 
 run list_final "$E member list" "at the end"
 echo "done" >&2

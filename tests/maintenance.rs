@@ -1,0 +1,164 @@
+//! Maintenance through whole processes, against etcd's Maintenance API:
+//! the backend quota raising NOSPACE under writes (no acknowledged write
+//! lost, reads and deletes still served, Status naming the alarm), space
+//! reclaimed by delete + compact + defragment, the alarm disarmed and
+//! writes back; alarms raised and cleared by hand.
+
+mod common;
+
+use common::cluster::{wait_for, CallError, Client, Cluster, Opts};
+use raftkv::proto::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmType, CompactionRequest, DefragmentRequest, DeleteRangeRequest,
+    LeaseGrantRequest, PutRequest, RangeRequest,
+};
+use raftkv::proto::raftkvpb::{client_request::Body as Req, client_response::Body as Resp, ErrorCode};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn call(c: &Cluster, i: usize, body: Req) -> Result<Resp, CallError> {
+    let mut client = Client::connect(c.members[i].client, Duration::from_secs(2)).map_err(CallError::Lost)?;
+    client.call(body, T)
+}
+
+fn put(key: &str, len: usize) -> Req {
+    Req::Put(PutRequest { key: key.as_bytes().to_vec().into(), value: vec![b'x'; len].into(), ..Default::default() })
+}
+
+fn alarms(c: &Cluster, i: usize) -> Vec<(u64, i32)> {
+    let get = AlarmRequest { action: AlarmAction::Get as i32, member_id: 0, alarm: AlarmType::None as i32 };
+    match call(c, i, Req::Alarm(get)) {
+        Ok(Resp::Alarm(a)) => a.alarms.iter().map(|m| (m.member_id, m.alarm)).collect(),
+        other => panic!("alarm list: {other:?}"),
+    }
+}
+
+fn no_space(r: Result<Resp, CallError>, what: &str) {
+    match r {
+        Err(CallError::Server { code, message }) => {
+            assert_eq!(code, ErrorCode::NoSpace as i32, "{what}: {message}");
+            assert_eq!(message, "etcdserver: mvcc: database space exceeded", "{what}");
+        }
+        other => panic!("{what}: expected NOSPACE, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_quota_raises_nospace_and_space_is_reclaimed_by_compact_and_defrag() {
+    let c = Cluster::start(Opts { quota_bytes: Some(1024 * 1024), ..Opts::default() });
+    let leader = c.wait_leader(&c.all(), T);
+    let follower = (leader + 1) % 3;
+
+    // Write 64 KiB values until the quota refuses one.
+    let mut acked = Vec::new();
+    let refused_at = (0..200)
+        .find_map(|i| {
+            let key = format!("big{i:03}");
+            match call(&c, leader, put(&key, 64 * 1024)) {
+                Ok(Resp::Put(_)) => {
+                    acked.push(key);
+                    None
+                }
+                Err(CallError::Server { code, .. }) if code == ErrorCode::NoSpace as i32 => Some(i),
+                other => panic!("put {key}: {other:?}"),
+            }
+        })
+        .expect("the quota refuses a write within 200 x 64 KiB");
+    assert!(refused_at > 0, "some writes fit in 1 MiB");
+    wait_for(T, "NOSPACE raised cluster-wide", || {
+        let a = alarms(&c, follower);
+        if a == vec![(c.members[leader].id, AlarmType::Nospace as i32)] {
+            Ok(())
+        } else {
+            Err(format!("{a:?}"))
+        }
+    });
+
+    // Writes that grow the database are refused on every member; reads,
+    // deletes and compaction are served; Status names the alarm.
+    no_space(call(&c, follower, put("small", 10)), "a small put on a follower");
+    no_space(call(&c, leader, Req::LeaseGrant(LeaseGrantRequest { ttl: 60, id: 0 })), "a lease grant");
+    let status = c.status(follower).expect("status");
+    assert!(
+        status.errors.iter().any(|e| e == &format!("memberID:{} alarm:NOSPACE ", c.members[leader].id)),
+        "{:?}",
+        status.errors
+    );
+    for key in &acked {
+        let r = RangeRequest { key: key.as_bytes().to_vec().into(), ..Default::default() };
+        match call(&c, follower, Req::Range(r)) {
+            Ok(Resp::Range(r)) => assert_eq!(r.kvs.len(), 1, "acknowledged {key} is kept"),
+            other => panic!("range {key}: {other:?}"),
+        }
+    }
+    let del =
+        DeleteRangeRequest { key: b"big".to_vec().into(), range_end: b"bih".to_vec().into(), ..Default::default() };
+    let revision = match call(&c, leader, Req::DeleteRange(del)) {
+        Ok(Resp::DeleteRange(d)) => {
+            assert_eq!(d.deleted as usize, acked.len());
+            d.header.expect("header").revision
+        }
+        other => panic!("delete: {other:?}"),
+    };
+    match call(&c, leader, Req::Compact(CompactionRequest { revision, physical: true })) {
+        Ok(Resp::Compact(_)) => {}
+        other => panic!("compact: {other:?}"),
+    }
+    for i in c.all() {
+        match call(&c, i, Req::Defragment(DefragmentRequest {})) {
+            Ok(Resp::Defragment(_)) => {}
+            other => panic!("defragment {i}: {other:?}"),
+        }
+    }
+
+    // Disarmed, writes are back.
+    let off = AlarmRequest {
+        action: AlarmAction::Deactivate as i32,
+        member_id: c.members[leader].id,
+        alarm: AlarmType::Nospace as i32,
+    };
+    match call(&c, follower, Req::Alarm(off)) {
+        Ok(Resp::Alarm(a)) => assert_eq!(a.alarms.len(), 1, "the disarmed alarm is named"),
+        other => panic!("disarm: {other:?}"),
+    }
+    assert!(alarms(&c, leader).is_empty());
+    match call(&c, follower, put("small", 10)) {
+        Ok(Resp::Put(_)) => {}
+        other => panic!("a put after the disarm: {other:?}"),
+    }
+}
+
+#[test]
+fn alarms_are_raised_and_cleared_by_hand_and_corrupt_refuses_writes_not_reads() {
+    let c = Cluster::start(Opts::default());
+    let leader = c.wait_leader(&c.all(), T);
+    match call(&c, leader, put("k", 1)) {
+        Ok(Resp::Put(_)) => {}
+        other => panic!("put: {other:?}"),
+    }
+    let corrupt =
+        |action: AlarmAction| AlarmRequest { action: action as i32, member_id: 0, alarm: AlarmType::Corrupt as i32 };
+    match call(&c, leader, Req::Alarm(corrupt(AlarmAction::Activate))) {
+        Ok(Resp::Alarm(a)) => assert_eq!(a.alarms.len(), 1),
+        other => panic!("activate: {other:?}"),
+    }
+    for i in c.all() {
+        match call(&c, i, put("k", 1)) {
+            Err(CallError::Server { code, message }) => {
+                assert_eq!(code, ErrorCode::Corrupt as i32);
+                assert_eq!(message, "etcdserver: corrupt cluster");
+            }
+            other => panic!("a put while CORRUPT: {other:?}"),
+        }
+        let r = RangeRequest { key: b"k".to_vec().into(), ..Default::default() };
+        assert!(matches!(call(&c, i, Req::Range(r)), Ok(Resp::Range(r)) if r.kvs.len() == 1), "reads are served");
+    }
+    // Deactivating what is not active names nothing.
+    let nospace =
+        AlarmRequest { action: AlarmAction::Deactivate as i32, member_id: 9, alarm: AlarmType::Nospace as i32 };
+    assert!(matches!(call(&c, leader, Req::Alarm(nospace)), Ok(Resp::Alarm(a)) if a.alarms.is_empty()));
+    assert!(
+        matches!(call(&c, leader, Req::Alarm(corrupt(AlarmAction::Deactivate))), Ok(Resp::Alarm(a)) if a.alarms.len() == 1)
+    );
+    assert!(matches!(call(&c, leader, put("k", 1)), Ok(Resp::Put(_))));
+}
