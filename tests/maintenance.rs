@@ -52,14 +52,14 @@ fn the_quota_raises_nospace_and_space_is_reclaimed_by_compact_and_defrag() {
     // Write 64 KiB values until the quota refuses one.
     let mut acked = Vec::new();
     let refused_at = (0..200)
-        .find_map(|i| {
+        .find(|i| {
             let key = format!("big{i:03}");
             match call(&c, leader, put(&key, 64 * 1024)) {
                 Ok(Resp::Put(_)) => {
                     acked.push(key);
-                    None
+                    false
                 }
-                Err(CallError::Server { code, .. }) if code == ErrorCode::NoSpace as i32 => Some(i),
+                Err(CallError::Server { code, .. }) if code == ErrorCode::NoSpace as i32 => true,
                 other => panic!("put {key}: {other:?}"),
             }
         })
