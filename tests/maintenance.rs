@@ -162,3 +162,56 @@ fn alarms_are_raised_and_cleared_by_hand_and_corrupt_refuses_writes_not_reads() 
     );
     assert!(matches!(call(&c, leader, put("k", 1)), Ok(Resp::Put(_))));
 }
+
+/// Changes the value of the newest revision in a stopped member's keyspace,
+/// straight in its RocksDB (what a disk or a bug could do behind Raft's back).
+fn corrupt_newest_value(data_dir: &std::path::Path) {
+    use prost::Message as _;
+    use raftkv::proto::mvccpb::KeyValue;
+    use raftkv::storage::db::CF_KV;
+    let db = raftkv::storage::Db::open(&data_dir.join("db")).expect("open the stopped member's database");
+    let (key, value) = db
+        .raw()
+        .iterator_cf(db.cf(CF_KV), rocksdb::IteratorMode::End)
+        .filter_map(Result::ok)
+        .find(|(k, _)| k.len() == 16)
+        .expect("a revision");
+    let mut kv = KeyValue::decode(value.as_ref()).expect("a KeyValue");
+    kv.value = b"corrupted".to_vec().into();
+    db.raw().put_cf(db.cf(CF_KV), key, kv.encode_to_vec()).expect("write");
+}
+
+#[test]
+fn a_member_whose_data_changed_behind_raft_is_named_in_a_corrupt_alarm() {
+    let mut c = Cluster::start(Opts { corrupt_check_ms: Some(300), ..Opts::default() });
+    let leader = c.wait_leader(&c.all(), T);
+    for i in 0..20 {
+        match call(&c, leader, put(&format!("k{i}"), 10)) {
+            Ok(Resp::Put(_)) => {}
+            other => panic!("put: {other:?}"),
+        }
+    }
+    c.wait_converged(T);
+    // A full round of checks passes with nothing raised.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(alarms(&c, leader).is_empty(), "no alarm while the members agree");
+
+    let victim = (leader + 1) % 3;
+    c.sigterm(victim);
+    corrupt_newest_value(&c.members[victim].data_dir);
+    c.restart(victim);
+    let id = c.members[victim].id;
+    let leader = c.wait_leader(&c.all(), T);
+    wait_for(Duration::from_secs(20), "CORRUPT naming the changed member", || {
+        let a = alarms(&c, leader);
+        if a == vec![(id, AlarmType::Corrupt as i32)] {
+            Ok(())
+        } else {
+            Err(format!("{a:?}"))
+        }
+    });
+    match call(&c, leader, put("after", 1)) {
+        Err(CallError::Server { code, .. }) => assert_eq!(code, ErrorCode::Corrupt as i32),
+        other => panic!("a put while CORRUPT: {other:?}"),
+    }
+}

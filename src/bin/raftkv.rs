@@ -77,6 +77,10 @@ struct Args {
     /// often, in milliseconds (etcd's default: 10 minutes).
     #[arg(long)]
     watch_progress_notify_interval_ms: Option<u64>,
+    /// How often the leader compares every member's HashKV, in
+    /// milliseconds (0: never; a mismatch raises the CORRUPT alarm).
+    #[arg(long)]
+    corrupt_check_interval_ms: Option<u64>,
 }
 
 impl Args {
@@ -102,6 +106,7 @@ impl Args {
             client_idle_timeout_ms: self.client_idle_timeout_ms,
             max_client_connections: None,
             watch_progress_notify_interval_ms: self.watch_progress_notify_interval_ms,
+            corrupt_check_interval_ms: self.corrupt_check_interval_ms,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct Config {
     pub max_client_connections: usize,
     /// etcd's `--experimental-watch-progress-notify-interval`.
     pub watch_progress_notify_interval_ms: u64,
+    /// How often the leader compares every member's HashKV (0: never).
+    pub corrupt_check_interval_ms: u64,
 }
 
 /// etcd's `--initial-cluster-state`.
@@ -101,6 +103,7 @@ pub struct RawConfig {
     pub client_idle_timeout_ms: Option<u64>,
     pub max_client_connections: Option<u64>,
     pub watch_progress_notify_interval_ms: Option<u64>,
+    pub corrupt_check_interval_ms: Option<u64>,
 }
 
 impl RawConfig {
@@ -154,7 +157,8 @@ impl RawConfig {
             request_timeout_ms,
             client_idle_timeout_ms,
             max_client_connections,
-            watch_progress_notify_interval_ms
+            watch_progress_notify_interval_ms,
+            corrupt_check_interval_ms
         )
     }
 
@@ -248,7 +252,9 @@ impl RawConfig {
         if watch_progress_notify_interval_ms == 0 {
             return err("watch-progress-notify-interval-ms", "must be at least 1");
         }
+        let corrupt_check_interval_ms = self.corrupt_check_interval_ms.unwrap_or(60_000);
         Ok(Config {
+            corrupt_check_interval_ms,
             name,
             data_dir,
             listen_client,

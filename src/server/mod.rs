@@ -22,6 +22,7 @@ pub mod apply;
 pub mod bootstrap;
 pub mod cluster_view;
 pub mod config;
+pub mod corrupt_check;
 pub mod defrag;
 pub mod ids;
 pub mod members;
@@ -137,6 +138,7 @@ pub struct Server {
     watch_thread: Option<JoinHandle<()>>,
     read_threads: Vec<JoinHandle<()>>,
     defrag_thread: Option<JoinHandle<()>>,
+    corrupt_check: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     failure: Receiver<String>,
     db: Arc<Db>,
     forward_slot: ForwardSlot,
@@ -405,6 +407,25 @@ impl Server {
             control: ctrl_tx,
         };
         let quota = Arc::new(quota::Quota::new(db.clone(), cfg.quota_bytes));
+        let forwarder = Forwarder::new(member_id, cluster_id, members.clone());
+        let corrupt_check = match cfg.corrupt_check_interval_ms {
+            0 => None,
+            ms => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let check = corrupt_check::CorruptCheck {
+                    member_id,
+                    interval: Duration::from_millis(ms),
+                    kv: kv.clone(),
+                    members: members.clone(),
+                    forwarder: forwarder.clone(),
+                    proposer: proposer.clone(),
+                    leader: leader.clone(),
+                    alarms: alarms.clone(),
+                    stop: stop.clone(),
+                };
+                Some((stop, spawn("corrupt-check", move || check.run())?))
+            }
+        };
         let (defrag, defrag_loop) = defrag::Defragmenter::new(db.clone(), quota.clone());
         let defrag_thread = spawn("defrag", defrag_loop)?;
         let handles = ServerHandles {
@@ -420,7 +441,7 @@ impl Server {
             watch,
             lease,
             leader,
-            forwarder: Forwarder::new(member_id, cluster_id, members.clone()),
+            forwarder,
         };
         Ok(Server {
             member_id,
@@ -439,6 +460,7 @@ impl Server {
             watch_thread: Some(watch_thread),
             read_threads,
             defrag_thread: Some(defrag_thread),
+            corrupt_check,
             failure: fail_rx,
             db,
             forward_slot,
@@ -482,6 +504,10 @@ impl Server {
             return;
         }
         self.handles.status.set_stopping();
+        if let Some((stop, t)) = self.corrupt_check.take() {
+            stop.store(true, Ordering::SeqCst);
+            join(Some(t));
+        }
         // Forwarded requests are refused from now on, and nothing keeps
         // the handles the forwarding closure holds.
         *self.forward_slot.write().unwrap_or_else(|e| e.into_inner()) = None;

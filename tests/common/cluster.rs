@@ -158,6 +158,7 @@ pub struct Opts {
     pub snapshot_count: Option<u64>,
     pub snapshot_catchup_entries: Option<u64>,
     pub quota_bytes: Option<u64>,
+    pub corrupt_check_ms: Option<u64>,
     pub log_level: String,
     /// Seeds the proxies' randomness.
     pub seed: u64,
@@ -176,6 +177,7 @@ impl Default for Opts {
             snapshot_count: None,
             snapshot_catchup_entries: None,
             quota_bytes: None,
+            corrupt_check_ms: None,
             log_level: "info".into(),
             seed: 0,
             parent_dir: None,
@@ -352,6 +354,9 @@ impl Cluster {
         }
         if let Some(n) = o.quota_bytes {
             cmd.args(["--quota-bytes", &n.to_string()]);
+        }
+        if let Some(n) = o.corrupt_check_ms {
+            cmd.args(["--corrupt-check-interval-ms", &n.to_string()]);
         }
         match std::env::var("RAFTKV_FAULT_LOG") {
             Ok(filter) => cmd.env("RUST_LOG", filter),
