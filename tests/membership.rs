@@ -113,6 +113,13 @@ fn a_learner_joins_catches_up_is_promoted_and_leaves() {
         }
     });
     assert!(c.status(n4).expect("status").is_learner, "n4 reports itself a learner");
+    // A learner takes writes and linearizable reads too (through the leader).
+    put(&c, n4, "via-learner");
+    let r = RangeRequest { key: b"via-learner".to_vec().into(), ..Default::default() };
+    match call(&c, n4, Req::Range(r)) {
+        Ok(Resp::Range(r)) => assert_eq!(r.kvs.len(), 1, "a linearizable read on the learner sees its own write"),
+        other => panic!("linearizable range on the learner: {other:?}"),
+    }
 
     // In sync now: promoted (asked of the learner itself: forwarded).
     wait_for(T, "the promotion of n4", || match call(&c, n4, Req::MemberPromote(MemberPromoteRequest { id: m.id })) {
@@ -197,4 +204,29 @@ fn leadership_moves_to_a_named_voter_and_a_removed_leader_hands_over() {
     c.wait_leader(&rest, Duration::from_secs(20));
     put(&c, rest[0], "after");
     assert_eq!(members(&c, rest[1]).len(), 2);
+}
+
+#[test]
+fn with_auto_promotion_a_learner_becomes_a_voter_once_in_sync() {
+    let mut c = Cluster::start(Opts { auto_promote: true, ..Opts::default() });
+    let leader = c.wait_leader(&c.all(), T);
+    for k in 0..20 {
+        put(&c, leader, &format!("a{k}"));
+    }
+    let n4 = c.new_member_slot();
+    let url = format!("http://{}", c.members[n4].advertise);
+    let m = match call(&c, leader, add(&url, true)) {
+        Ok(Resp::MemberAdd(a)) => a.member.expect("member"),
+        other => panic!("member add: {other:?}"),
+    };
+    c.members[n4].id = m.id;
+    // Not started: it stays a learner.
+    assert!(members(&c, leader).iter().any(|x| x.id == m.id && x.is_learner));
+    c.spawn(n4);
+    c.wait_serving(n4, Duration::from_secs(30));
+    wait_for(T, "n4 promoted without being asked", || match members(&c, leader).iter().find(|x| x.id == m.id) {
+        Some(x) if !x.is_learner => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    assert!(!c.status(n4).expect("status").is_learner);
 }

@@ -81,6 +81,9 @@ struct Args {
     /// milliseconds (0: never; a mismatch raises the CORRUPT alarm).
     #[arg(long)]
     corrupt_check_interval_ms: Option<u64>,
+    /// The leader promotes a learner once it is in sync (true or false).
+    #[arg(long)]
+    auto_promote_learners: Option<bool>,
 }
 
 impl Args {
@@ -107,6 +110,7 @@ impl Args {
             max_client_connections: None,
             watch_progress_notify_interval_ms: self.watch_progress_notify_interval_ms,
             corrupt_check_interval_ms: self.corrupt_check_interval_ms,
+            auto_promote_learners: self.auto_promote_learners,
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Config {
     pub watch_progress_notify_interval_ms: u64,
     /// How often the leader compares every member's HashKV (0: never).
     pub corrupt_check_interval_ms: u64,
+    /// The leader promotes learners once they are in sync.
+    pub auto_promote_learners: bool,
 }
 
 /// etcd's `--initial-cluster-state`.
@@ -104,6 +106,7 @@ pub struct RawConfig {
     pub max_client_connections: Option<u64>,
     pub watch_progress_notify_interval_ms: Option<u64>,
     pub corrupt_check_interval_ms: Option<u64>,
+    pub auto_promote_learners: Option<bool>,
 }
 
 impl RawConfig {
@@ -158,7 +161,8 @@ impl RawConfig {
             client_idle_timeout_ms,
             max_client_connections,
             watch_progress_notify_interval_ms,
-            corrupt_check_interval_ms
+            corrupt_check_interval_ms,
+            auto_promote_learners
         )
     }
 
@@ -255,6 +259,7 @@ impl RawConfig {
         let corrupt_check_interval_ms = self.corrupt_check_interval_ms.unwrap_or(60_000);
         Ok(Config {
             corrupt_check_interval_ms,
+            auto_promote_learners: self.auto_promote_learners.unwrap_or(false),
             name,
             data_dir,
             listen_client,

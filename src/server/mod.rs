@@ -19,6 +19,7 @@
 
 pub mod alarms;
 pub mod apply;
+pub mod auto_promote;
 pub mod bootstrap;
 pub mod cluster_view;
 pub mod config;
@@ -139,6 +140,7 @@ pub struct Server {
     read_threads: Vec<JoinHandle<()>>,
     defrag_thread: Option<JoinHandle<()>>,
     corrupt_check: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    auto_promote: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     failure: Receiver<String>,
     db: Arc<Db>,
     forward_slot: ForwardSlot,
@@ -428,6 +430,14 @@ impl Server {
         };
         let (defrag, defrag_loop) = defrag::Defragmenter::new(db.clone(), quota.clone());
         let defrag_thread = spawn("defrag", defrag_loop)?;
+        let auto_promote = if cfg.auto_promote_learners {
+            let stop = Arc::new(AtomicBool::new(false));
+            let duty =
+                auto_promote::AutoPromote { reconfig: reconfig.clone(), leader: leader.clone(), stop: stop.clone() };
+            Some((stop, spawn("auto-promote", move || duty.run())?))
+        } else {
+            None
+        };
         let handles = ServerHandles {
             defrag,
             member_id,
@@ -461,6 +471,7 @@ impl Server {
             read_threads,
             defrag_thread: Some(defrag_thread),
             corrupt_check,
+            auto_promote,
             failure: fail_rx,
             db,
             forward_slot,
@@ -504,7 +515,7 @@ impl Server {
             return;
         }
         self.handles.status.set_stopping();
-        if let Some((stop, t)) = self.corrupt_check.take() {
+        for (stop, t) in [self.corrupt_check.take(), self.auto_promote.take()].into_iter().flatten() {
             stop.store(true, Ordering::SeqCst);
             join(Some(t));
         }

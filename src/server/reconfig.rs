@@ -253,8 +253,17 @@ impl Reconfig {
         responder: Responder,
         shape: impl FnOnce(Vec<Member>) -> Body + Send + 'static,
     ) {
+        self.propose_then(cc, shape, Box::new(move |r| responder.answer(r)));
+    }
+
+    fn propose_then(
+        &self,
+        cc: ConfChangeV2,
+        shape: impl FnOnce(Vec<Member>) -> Body + Send + 'static,
+        then: Box<dyn FnOnce(Result<Body, ApiError>) + Send>,
+    ) {
         let done = move |r: Result<Body, ApiError>| {
-            responder.answer(r.and_then(|b| match b {
+            then(r.and_then(|b| match b {
                 Body::MemberList(l) => Ok(shape(l.members)),
                 other => Err(ApiError::internal(format!("unexpected outcome of a membership change: {other:?}"))),
             }))
@@ -338,6 +347,11 @@ impl Reconfig {
     }
 
     pub fn promote(&self, id: u64, responder: Responder) {
+        self.promote_then(id, Box::new(move |r| responder.answer(r)));
+    }
+
+    /// Promotes learner `id` if the checks pass; `then` gets the outcome.
+    pub fn promote_then(&self, id: u64, then: Box<dyn FnOnce(Result<Body, ApiError>) + Send>) {
         let checked = self.members().and_then(|members| {
             check_promote(&members, &self.view.get(), id, self.rules)?;
             let mut m = find(&members, id)?.clone();
@@ -346,13 +360,25 @@ impl Reconfig {
         });
         let member = match checked {
             Ok(m) => m,
-            Err(e) => return responder.fail(e),
+            Err(e) => return then(Err(e)),
         };
         let cc = conf_change(vec![change(ConfChangeType::ConfChangeAddNode, id)], Some(member));
         let status = self.status.clone();
-        self.propose(cc, responder, move |members| {
-            Body::MemberPromote(MemberPromoteResponse { header: Some(status.header(0)), members })
-        });
+        let shape =
+            move |members| Body::MemberPromote(MemberPromoteResponse { header: Some(status.header(0)), members });
+        self.propose_then(cc, shape, then);
+    }
+
+    /// The learners the leader sees in sync (etcd's 90%), for automatic
+    /// promotion; none on a follower.
+    pub fn learners_in_sync(&self) -> Vec<u64> {
+        let view = self.view.get();
+        let Ok(members) = self.members() else { return Vec::new() };
+        members
+            .iter()
+            .filter(|m| m.is_learner && check_promote(&members, &view, m.id, self.rules).is_ok())
+            .map(|m| m.id)
+            .collect()
     }
 }
 

@@ -159,6 +159,7 @@ pub struct Opts {
     pub snapshot_catchup_entries: Option<u64>,
     pub quota_bytes: Option<u64>,
     pub corrupt_check_ms: Option<u64>,
+    pub auto_promote: bool,
     pub log_level: String,
     /// Seeds the proxies' randomness.
     pub seed: u64,
@@ -178,6 +179,7 @@ impl Default for Opts {
             snapshot_catchup_entries: None,
             quota_bytes: None,
             corrupt_check_ms: None,
+            auto_promote: false,
             log_level: "info".into(),
             seed: 0,
             parent_dir: None,
@@ -354,6 +356,9 @@ impl Cluster {
         }
         if let Some(n) = o.quota_bytes {
             cmd.args(["--quota-bytes", &n.to_string()]);
+        }
+        if o.auto_promote {
+            cmd.args(["--auto-promote-learners", "true"]);
         }
         if let Some(n) = o.corrupt_check_ms {
             cmd.args(["--corrupt-check-interval-ms", &n.to_string()]);
