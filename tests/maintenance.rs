@@ -136,6 +136,19 @@ fn alarms_are_raised_and_cleared_by_hand_and_corrupt_refuses_writes_not_reads() 
         Ok(Resp::Put(_)) => {}
         other => panic!("put: {other:?}"),
     }
+    c.wait_converged(T);
+    // `endpoint hashkv`: one line per member, all equal (etcd's format).
+    let eps: Vec<String> = c.members.iter().map(|m| m.client.to_string()).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_raftkvctl"))
+        .args(["--endpoints", &eps.join(","), "endpoint", "hashkv"])
+        .output()
+        .expect("run raftkvctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once(", ")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines.iter().zip(&eps).all(|((ep, _), want)| ep == want), "{text}");
+    assert!(lines.iter().all(|(_, h)| h.parse::<u32>().is_ok() && *h == lines[0].1), "equal hashes: {text}");
     let corrupt =
         |action: AlarmAction| AlarmRequest { action: action as i32, member_id: 0, alarm: AlarmType::Corrupt as i32 };
     match call(&c, leader, Req::Alarm(corrupt(AlarmAction::Activate))) {

@@ -252,6 +252,13 @@ pub struct DefragArgs {
     pub cluster: Option<String>,
 }
 
+#[derive(Args, Debug, Clone, Default)]
+pub struct HashkvArgs {
+    /// maximum revision to hash (default: all revisions)
+    #[arg(long, default_value_t = 0)]
+    pub rev: i64,
+}
+
 /// Positional arguments checked by the command (etcdctl's messages).
 #[derive(Args, Debug, Clone, Default)]
 pub struct IdArgs {
@@ -283,6 +290,8 @@ pub enum EndpointCommand {
     Status,
     /// Checks the healthiness of endpoints specified in `--endpoints` flag
     Health,
+    /// Prints the KV history hash for each endpoint in --endpoints
+    Hashkv(HashkvArgs),
 }
 
 /// pflag's message for a value that does not parse.

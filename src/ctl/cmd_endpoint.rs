@@ -7,13 +7,16 @@
 //! `--cluster` the endpoints are the members' client URLs (a server that
 //! answers NOT_IMPLEMENTED to the member list gets the given endpoints).
 
-use super::cli::{bool_value, EndpointArgs};
+use super::cli::{bool_value, EndpointArgs, HashkvArgs};
 use super::exit::{CtlError, EXIT_ERROR};
 use super::gofmt;
+use super::print::hashkv::EpHash;
 use super::print::{EpHealth, EpStatus, Output};
 use super::settings::Settings;
 use crate::client::ClientError;
-use crate::proto::etcdserverpb::{alarm_request, AlarmRequest, AlarmType, MemberListRequest, RangeRequest};
+use crate::proto::etcdserverpb::{
+    alarm_request, AlarmRequest, AlarmType, HashKvRequest, MemberListRequest, RangeRequest,
+};
 use crate::proto::raftkvpb::{client_request, client_response, ErrorCode};
 use std::time::Instant;
 
@@ -41,6 +44,32 @@ pub fn cluster_endpoints(s: &Settings) -> Result<Vec<String>, CtlError> {
             Err(CtlError::new(EXIT_ERROR, format!("failed to fetch endpoints from etcd cluster member list: {e}")))
         }
     }
+}
+
+/// `endpoint hashkv [--rev N]`: each endpoint's HashKV; a failure is
+/// reported on stderr, the others printed, then `Error:` and exit 1 (as
+/// etcdctl).
+pub fn hashkv(s: &Settings, a: &EndpointArgs, h: &HashkvArgs) -> Result<(Output, Option<CtlError>), CtlError> {
+    let printer = s.printer()?;
+    let mut list = Vec::new();
+    let mut failures = Vec::new();
+    let mut last = None;
+    for ep in endpoints(s, a)? {
+        let body = client_request::Body::HashKv(HashKvRequest { revision: h.rev });
+        let result =
+            s.client_of(std::slice::from_ref(&ep)).and_then(|c| c.call(body).map_err(|e| CtlError::request(&e)));
+        match result {
+            Ok(client_response::Body::HashKv(resp)) => list.push(EpHash { ep, resp }),
+            Ok(_) => failures.push(format!("Failed to get the hash of endpoint {ep} (unexpected answer)\n")),
+            Err(e) => {
+                failures.push(format!("Failed to get the hash of endpoint {ep} ({e})\n"));
+                last = Some(CtlError::new(EXIT_ERROR, e.message));
+            }
+        }
+    }
+    let mut out = printer.endpoint_hashkv(&list)?;
+    out.stderr = failures.concat().into_bytes();
+    Ok((out, last))
 }
 
 /// `endpoint status`: unreachable endpoints are reported on stderr and

@@ -79,8 +79,12 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
         Command::Del(a) => cmd_kv::del(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         Command::Compaction(a) => cmd_kv::compaction(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
         Command::Txn(a) => cmd_txn::txn(&settings, a, &mut *io.stdin, &mut *io.stdout).map(|o| (o, None, EXIT_SUCCESS)),
-        Command::Endpoint(a) => match a.command {
+        Command::Endpoint(a) => match &a.command {
             EndpointCommand::Status => cmd_endpoint::status(&settings, a).map(|(o, code)| (o, None, code)),
+            EndpointCommand::Hashkv(h) => cmd_endpoint::hashkv(&settings, a, h).map(|(o, e)| {
+                let code = e.as_ref().map_or(EXIT_SUCCESS, |e| e.code);
+                (o, e, code)
+            }),
             EndpointCommand::Health => cmd_endpoint::health(&settings, a).map(|(o, e)| {
                 let code = e.as_ref().map_or(EXIT_SUCCESS, |e| e.code);
                 (o, e, code)

@@ -92,7 +92,8 @@ impl ReadWorker {
                 Ok(Body::HashKv(HashKvResponse {
                     header: Some(self.status.header(self.kv.current_revision())),
                     hash: h.hash,
-                    compact_revision: h.compact_revision,
+                    // etcd: -1 until the first compaction.
+                    compact_revision: if h.compact_revision == 0 { -1 } else { h.compact_revision },
                     hash_revision: h.hash_revision,
                 }))
             }

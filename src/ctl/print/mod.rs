@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod fields;
+pub mod hashkv;
 pub mod json;
 pub mod maintenance;
 pub mod simple;
