@@ -64,7 +64,7 @@ mod tests {
         };
         let printer = |format| Printer { format, hex: false };
         assert_eq!(
-            printer(Format::Simple).endpoint_hashkv(&[h.clone()]).unwrap().stdout,
+            printer(Format::Simple).endpoint_hashkv(std::slice::from_ref(&h)).unwrap().stdout,
             b"127.0.0.1:22701, 1084519789\n"
         );
         assert_eq!(
