@@ -189,8 +189,7 @@ build_etcd_watch() {
   command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ] || return 1
   mkdir -p "$dir"
   cp scripts/etcd-watch.go "$dir/main.go"
-  (cd "$dir" && GO111MODULE=off GOPROXY=off GOFLAGS= GOSUMDB=off GOPATH=/usr/share/gocode \
-    GOCACHE="${GOCACHE:-/var/tmp/etcd-bench/gocache}" CGO_ENABLED=0 nice -n 19 go build -o etcd-watch main.go) >&2 || return 1
+  go_build "$dir" etcd-watch || return 1
   etcd_watch="$dir/etcd-watch"
 }
 
@@ -270,6 +269,14 @@ peak_rss() {
     echo "{\"member\":\"$1-$i\",\"peak_rss_mb\":$(($(mem_kb "$pid" VmHWM) / 1024)),\"run\":\"$1\"}" | tee -a "$results"
     i=$((i + 1))
   done
+}
+
+# Builds $1/main.go into $1/$2 in GOPATH mode against Debian's
+# golang-etcd-server-dev, as scripts/etcd-bench-tool.sh builds etcd's tool
+# (nothing fetched).
+go_build() {
+  (cd "$1" && GO111MODULE=off GOPROXY=off GOFLAGS= GOSUMDB=off GOPATH=/usr/share/gocode \
+    GOCACHE="${GOCACHE:-/var/tmp/etcd-bench/gocache}" CGO_ENABLED=0 nice -n 19 go build -o "$2" main.go) >&2
 }
 
 # The etcd side of lease-scale and lease-expiry: a small Go program on
@@ -669,8 +676,7 @@ func main() {
 	fmt.Println(string(b))
 }
 GO
-  (cd "$dir" && GO111MODULE=off GOPROXY=off GOFLAGS= GOSUMDB=off GOPATH=/usr/share/gocode \
-    GOCACHE="${GOCACHE:-/var/tmp/etcd-bench/gocache}" CGO_ENABLED=0 nice -n 19 go build -o etcd-lease main.go) >&2 || return 1
+  go_build "$dir" etcd-lease || return 1
   etcd_lease="$dir/etcd-lease"
 }
 
