@@ -190,7 +190,8 @@ fn validation_errors_keep_etcd_wording() {
         ErrorCode::LeaseTtlTooLarge,
         "etcdserver: too large lease TTL",
     );
-    match bad.call(Req::Defragment(Default::default())) {
+    // A request kind not served yet.
+    match bad.call(Req::Snapshot(Default::default())) {
         Resp::Error(e) => assert_eq!(e.code, ErrorCode::NotImplemented as i32, "{e:?}"),
         other => panic!("{other:?}"),
     }

@@ -91,7 +91,7 @@ pub fn add(s: &Settings, a: &MemberAddArgs) -> Result<Output, CtlError> {
     let urls = peer_urls(&a.peer_urls)?;
     let learner = bool_value(&a.learner, "learner")?;
     let client = s.client()?;
-    let body = Req::MemberAdd(MemberAddRequest { peer_ur_ls: urls.clone(), is_learner: learner });
+    let body = Req::MemberAdd(MemberAddRequest { peer_ur_ls: urls, is_learner: learner });
     let Resp::MemberAdd(r) = client.call(body).map_err(|e| CtlError::request(&e))? else {
         return Err(unexpected("member add"));
     };
@@ -106,13 +106,15 @@ pub fn add(s: &Settings, a: &MemberAddArgs) -> Result<Output, CtlError> {
         return Err(unexpected("member list"));
     };
     let new_id = r.member.as_ref().map_or(0, |m| m.id);
-    out.stdout.extend_from_slice(start_settings(&l, new_id, &name, &urls).as_bytes());
+    let flag = a.peer_urls.as_deref().unwrap_or_default();
+    out.stdout.extend_from_slice(start_settings(&l, new_id, &name, flag).as_bytes());
     Ok(out)
 }
 
 /// etcdctl's lines after `member add`: the new member's name, the initial
-/// cluster (every member's peer URLs, named), its URLs, state "existing".
-fn start_settings(l: &MemberListResponse, new_id: u64, name: &str, urls: &[String]) -> String {
+/// cluster (every member's peer URLs as stored, named), its URLs as the
+/// `--peer-urls` flag gave them (spaces kept), state "existing".
+fn start_settings(l: &MemberListResponse, new_id: u64, name: &str, peer_urls_flag: &str) -> String {
     let mut conf = Vec::new();
     for m in &l.members {
         let n = if m.id == new_id { name } else { m.name.as_str() };
@@ -125,7 +127,7 @@ fn start_settings(l: &MemberListResponse, new_id: u64, name: &str, urls: &[Strin
         "\nETCD_NAME={}\nETCD_INITIAL_CLUSTER={}\nETCD_INITIAL_ADVERTISE_PEER_URLS={}\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n",
         q(name),
         q(&conf.join(",")),
-        q(&urls.join(","))
+        q(peer_urls_flag)
     )
 }
 
@@ -195,6 +197,23 @@ mod tests {
             "URL address does not have the form \"host:port\": http://nohost"
         );
         assert_eq!(check_url("http://1.2.3.4:5/x").unwrap_err(), "URL must not contain a path: http://1.2.3.4:5/x");
+    }
+
+    #[test]
+    fn start_settings_name_the_new_member_and_keep_the_flag_as_given() {
+        use crate::proto::etcdserverpb::Member;
+        let m = |id: u64, name: &str, url: &str| Member {
+            id,
+            name: name.into(),
+            peer_ur_ls: vec![url.into()],
+            ..Default::default()
+        };
+        let l = MemberListResponse { header: None, members: vec![m(1, "a", "http://h:1"), m(2, "", "http://h:2")] };
+        assert_eq!(
+            start_settings(&l, 2, "b", "http://h:2, http://h:3"),
+            "\nETCD_NAME=\"b\"\nETCD_INITIAL_CLUSTER=\"a=http://h:1,b=http://h:2\"\n\
+             ETCD_INITIAL_ADVERTISE_PEER_URLS=\"http://h:2, http://h:3\"\nETCD_INITIAL_CLUSTER_STATE=\"existing\"\n"
+        );
     }
 
     #[test]

@@ -50,6 +50,8 @@ const MAX_PEER_MSGS_PER_TURN: usize = 4096;
 const APPLY_BACKLOG_LIMIT: usize = 64;
 /// Proposals and reads kept while no leader is known.
 const MAX_STALLED: usize = 65_536;
+/// A member counts as answering if the leader heard from it this recently.
+const ACTIVE_WINDOW: Duration = Duration::from_secs(5);
 /// How long a removed member keeps running after applying its removal, so
 /// the answer to whoever removed it goes out.
 const REMOVED_GRACE: Duration = Duration::from_secs(1);
@@ -125,6 +127,9 @@ pub struct RaftLoop {
     attributes_published: bool,
     leader_notices: Arc<Notices<LeaderInfo>>,
     view: Arc<ViewCell>,
+    /// When the leader last saw each member answer (for the membership
+    /// checks' view).
+    last_heard: std::collections::HashMap<u64, Instant>,
     /// Leadership transfers waiting for their transferee to lead.
     transfers: Vec<Transfer>,
     /// When this member applied its own removal: it stops a little later,
@@ -172,6 +177,7 @@ impl RaftLoop {
             view: shared.view,
             removed_at: None,
             transfers: Vec::new(),
+            last_heard: std::collections::HashMap::new(),
             heartbeat,
             snapshot_catchup_entries,
             apply_backlog: VecDeque::new(),
@@ -411,15 +417,30 @@ impl RaftLoop {
 
     /// Publishes what the membership checks need: the configuration and,
     /// on the leader, every member's progress.
-    fn publish_view(&self) {
+    fn publish_view(&mut self) {
         let r = &self.raw.raft;
         let is_leader = r.role == StateRole::Leader;
+        let now = Instant::now();
+        // The core clears its `recent_active` flags every election timeout
+        // (check-quorum) and sets them again as answers come: a peer counts
+        // as answering if it did so within the last `ACTIVE_WINDOW`, as
+        // etcd asks its transport about the last 5 s.
+        // (The core marks a member just added as recently active before it
+        // ever answered: one that never acknowledged an entry is not heard.)
+        for (&id, p) in &r.tracker().progress {
+            if p.recent_active && p.matched > 0 && is_leader {
+                self.last_heard.insert(id, now);
+            }
+        }
+        self.last_heard.retain(|id, _| r.tracker().progress.contains_key(id));
+        let heard = &self.last_heard;
         let progress = r
             .tracker()
             .progress
             .iter()
             .map(|(&id, p)| {
-                let seen = PeerProgress { matched: p.matched, active: p.recent_active, is_learner: p.is_learner };
+                let active = heard.get(&id).is_some_and(|&t| now.duration_since(t) < ACTIVE_WINDOW);
+                let seen = PeerProgress { matched: p.matched, active, is_learner: p.is_learner };
                 (id, if is_leader { seen } else { PeerProgress { is_learner: p.is_learner, ..Default::default() } })
             })
             .collect();
@@ -693,7 +714,7 @@ impl RaftLoop {
     /// `before`: the members of the configuration before this change (a
     /// member in it and not in `cs` was removed; one in neither was not
     /// added yet, as during the bootstrap entries).
-    fn update_members(&self, e: &crate::proto::raftpb::Entry, cs: &ConfState, before: &[u64]) {
+    fn update_members(&mut self, e: &crate::proto::raftpb::Entry, cs: &ConfState, before: &[u64]) {
         if let Some(m) = members::member_of(e) {
             if let Some(addr) = members::peer_addr(&m) {
                 if in_conf(cs, m.id) {
