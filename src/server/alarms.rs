@@ -121,8 +121,12 @@ fn txn_puts(t: &TxnRequest) -> bool {
     })
 }
 
+/// An alarm type's name (`NOSPACE`), or its number if unknown.
+pub fn alarm_name(alarm: i32) -> String {
+    AlarmType::try_from(alarm).map_or_else(|_| alarm.to_string(), |t| t.as_str_name().to_string())
+}
+
 /// etcd's `AlarmMember.String()`: `memberID:<id> alarm:<NAME> `.
 pub fn alarm_text(a: &AlarmMember) -> String {
-    let name = AlarmType::try_from(a.alarm).map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
-    format!("memberID:{} alarm:{name} ", a.member_id)
+    format!("memberID:{} alarm:{} ", a.member_id, alarm_name(a.alarm))
 }

@@ -34,8 +34,7 @@ impl Quota {
     pub fn db_size(&self) -> u64 {
         if let Ok(mut at) = self.sampled.try_lock() {
             if !at.is_some_and(|t| t.elapsed() < SAMPLE_EVERY) {
-                self.size.store(self.db.state_machine_size(), Ordering::Relaxed);
-                *at = Some(Instant::now());
+                self.sample(&mut at);
             }
         }
         self.size.load(Ordering::Relaxed)
@@ -43,7 +42,10 @@ impl Quota {
 
     /// Samples the size now (after a defragmentation changed it).
     pub fn refresh(&self) {
-        let mut at = self.sampled.lock().unwrap_or_else(|e| e.into_inner());
+        self.sample(&mut self.sampled.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn sample(&self, at: &mut Option<Instant>) {
         self.size.store(self.db.state_machine_size(), Ordering::Relaxed);
         *at = Some(Instant::now());
     }

@@ -8,7 +8,7 @@
 use super::{unsupported, Format, Output, Printer};
 use crate::ctl::exit::CtlError;
 use crate::proto::etcdserverpb::AlarmResponse;
-use crate::server::alarms::alarm_text;
+use crate::server::alarms::{alarm_name, alarm_text};
 use prost::Message;
 use std::fmt::Write as _;
 
@@ -33,8 +33,7 @@ fn fields(r: &AlarmResponse) -> String {
     let _ = writeln!(out, "\"Revision\" : {}", h.revision);
     let _ = writeln!(out, "\"RaftTerm\" : {}", h.raft_term);
     for a in &r.alarms {
-        let name = crate::proto::etcdserverpb::AlarmType::try_from(a.alarm)
-            .map_or_else(|_| a.alarm.to_string(), |t| t.as_str_name().to_string());
+        let name = alarm_name(a.alarm);
         let _ = writeln!(out, "\"MemberID\" : {}", a.member_id);
         let _ = writeln!(out, "\"AlarmType\" : {name}");
     }
