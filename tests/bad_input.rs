@@ -191,7 +191,7 @@ fn validation_errors_keep_etcd_wording() {
         "etcdserver: too large lease TTL",
     );
     // A request kind not served yet.
-    match bad.call(Req::Snapshot(Default::default())) {
+    match bad.call(Req::AuthStatus(Default::default())) {
         Resp::Error(e) => assert_eq!(e.code, ErrorCode::NotImplemented as i32, "{e:?}"),
         other => panic!("{other:?}"),
     }

@@ -2,7 +2,7 @@
 //! it: validates it, then proposes writes through the proposer, sends
 //! linearizable reads to the raft thread for a read index and serializable
 //! reads straight to the read workers, and opens streams (watch, lease
-//! keep-alive) with their owner. Never blocks: a full queue answers "too many requests".
+//! keep-alive, snapshot) with their owner. Never blocks: a full queue answers "too many requests".
 //!
 //! Owns the mapping from request kinds to handles; never touches storage,
 //! Raft or a socket.
@@ -58,6 +58,9 @@ impl Dispatcher {
             Req::Watch(w) => self.server.watch.open(StreamSender::new(outbox.clone(), req.request_id), w).map(boxed),
             Req::LeaseKeepAlive(k) => {
                 self.server.lease.hub.open(StreamSender::new(outbox.clone(), req.request_id), k).map(boxed)
+            }
+            Req::Snapshot(_) => {
+                self.server.snapshots.open(StreamSender::new(outbox.clone(), req.request_id)).map(boxed)
             }
             unary => {
                 self.unary(unary, responder);

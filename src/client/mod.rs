@@ -30,6 +30,8 @@ mod kv;
 mod lease;
 mod pool;
 pub mod retry;
+mod snapshot;
+pub use snapshot::SnapshotError;
 pub mod watch;
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ pub enum Command {
     /// Transfers leadership to another etcd cluster member.
     #[command(override_usage = "raftkvctl move-leader <transferee-member-id>")]
     MoveLeader(IdArgs),
+    /// Manages etcd node snapshots
+    Snapshot(SnapshotArgs),
     /// Prints the version of raftkvctl
     Version,
 }
@@ -257,6 +259,51 @@ pub struct HashkvArgs {
     /// maximum revision to hash (default: all revisions)
     #[arg(long, default_value_t = 0)]
     pub rev: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SnapshotCommand {
+    /// Restores an etcd member snapshot to an etcd directory
+    #[command(override_usage = "raftkvctl snapshot restore <filename> [options]")]
+    Restore(SnapshotRestoreArgs),
+    /// Stores an etcd node backend snapshot to a given file
+    #[command(override_usage = "raftkvctl snapshot save <filename>")]
+    Save(IdArgs),
+    /// Gets backend snapshot status of a given file
+    #[command(override_usage = "raftkvctl snapshot status <filename>")]
+    Status(IdArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct SnapshotRestoreArgs {
+    pub args: Vec<String>,
+    /// Path to the data directory
+    #[arg(long, default_value = "")]
+    pub data_dir: String,
+    /// Path to the WAL directory (use --data-dir if none given)
+    #[arg(long, default_value = "")]
+    pub wal_dir: String,
+    /// Initial cluster configuration for restore bootstrap
+    #[arg(long, default_value = "default=http://localhost:2380")]
+    pub initial_cluster: String,
+    /// Initial cluster token for the etcd cluster during restore bootstrap
+    #[arg(long, default_value = "etcd-cluster")]
+    pub initial_cluster_token: String,
+    /// List of this member's peer URLs to advertise to the rest of the cluster
+    #[arg(long, default_value = "http://localhost:2380")]
+    pub initial_advertise_peer_urls: String,
+    /// Human-readable name for this member
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Ignore snapshot integrity hash value (required if copied from data directory)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_hash_check: Option<String>,
 }
 
 /// Positional arguments checked by the command (etcdctl's messages).

@@ -6,7 +6,7 @@
 //! (global flags, clients), `ops` (requests from get/put/del flags),
 //! `txn_parse` (the txn grammar), `print` (output formats), `gofmt` (Go
 //! texts), `exit` (codes), and one module per command group (`cmd_kv`,
-//! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_watch` with
+//! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_snapshot`, `cmd_watch` with
 //! `watch_args`, `watch_exec` and `watch_session`, `cmd_lease` with
 //! `lease_args` and `lease_help`).
 
@@ -16,6 +16,7 @@ pub mod cmd_kv;
 pub mod cmd_lease;
 pub mod cmd_maintenance;
 pub mod cmd_member;
+pub mod cmd_snapshot;
 pub mod cmd_txn;
 pub mod cmd_watch;
 pub mod exit;
@@ -30,7 +31,7 @@ pub mod watch_args;
 pub mod watch_exec;
 pub mod watch_session;
 
-use cli::{AlarmCommand, Command, EndpointCommand, MemberCommand, Parsed};
+use cli::{AlarmCommand, Command, EndpointCommand, MemberCommand, Parsed, SnapshotCommand};
 use exit::{CtlError, EXIT_SUCCESS};
 use print::Output;
 use settings::Settings;
@@ -103,6 +104,11 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
         },
         Command::Defrag(a) => cmd_maintenance::defrag(&settings, a).map(|(o, code)| (o, None, code)),
         Command::MoveLeader(a) => cmd_member::move_leader(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+        Command::Snapshot(a) => match &a.command {
+            SnapshotCommand::Save(a) => cmd_snapshot::save(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            SnapshotCommand::Status(a) => cmd_snapshot::status(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+            SnapshotCommand::Restore(a) => cmd_snapshot::restore(a).map(|o| (o, None, EXIT_SUCCESS)),
+        },
         // `lease` prints its own help texts, and `lease keep-alive` streams.
         Command::Lease(a) => return cmd_lease::lease(&settings, a, io),
         // `watch` streams its output as it comes, until it ends.

@@ -42,7 +42,7 @@ pub use error::MvccError;
 pub use hash::HashKv;
 pub use history::HistoryChunk;
 pub use key_index::{IdxRev, KeyIndex, KeyRange};
-pub use revision::{decode_rev_key, encode_rev_key, Revision};
+pub use revision::{decode_rev_key, encode_rev_key, Revision, RevisionScan};
 pub use store::{CompactionPause, KvStore, Options, RangeChunks};
 pub use validate::{
     txn_is_read_only, txn_is_serializable, validate_delete_range, validate_put, validate_range, validate_txn,

@@ -118,6 +118,33 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The current revision of a keyspace seen one stored record at a time
+/// (a snapshot image's records, say): the newest revision in `kv`, or the
+/// scheduled compaction if that is newer (a compaction may have removed
+/// the newest tombstones), as the store computes it when it opens.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RevisionScan {
+    max_main: i64,
+    scheduled: i64,
+}
+
+impl RevisionScan {
+    /// Looks at one record of column family `cf`.
+    pub fn observe(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), MvccError> {
+        if cf == crate::storage::db::CF_KV {
+            self.max_main = self.max_main.max(decode_rev_key(key)?.0.main);
+        } else if cf == crate::storage::db::CF_META && key == META_SCHEDULED_COMPACT {
+            self.scheduled = decode_i64("scheduled_compact_rev", value)?;
+        }
+        Ok(())
+    }
+
+    /// The revision (1 for an empty keyspace, as a fresh store).
+    pub fn revision(&self) -> i64 {
+        self.max_main.max(self.scheduled).max(1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,13 @@ fn initial_peers(cfg: &Config) -> Vec<(u64, SocketAddr)> {
     cfg.initial_cluster.iter().map(|p| (ids::member_id(&p.name, &p.addr), p.addr)).collect()
 }
 
+/// Adds this member's identity to `batch` (a restored data directory's,
+/// written with its first state).
+pub fn put_identity(batch: &mut WriteBatch, db: &Db, cluster_id: u64, member_id: u64) {
+    batch.put_cf(db.cf(CF_RAFT_STATE), CLUSTER_ID_KEY, cluster_id.to_be_bytes());
+    batch.put_cf(db.cf(CF_RAFT_STATE), MEMBER_ID_KEY, member_id.to_be_bytes());
+}
+
 /// Records that this member applied its own removal: it never serves again
 /// from this data directory.
 pub fn mark_removed(db: &Db) -> Result<(), String> {
@@ -139,10 +146,7 @@ fn bootstrap(cfg: &Config, storage: &mut RaftLogStorage) -> Result<Identity, Str
         .collect();
     let hs = HardState { term: 1, vote: 0, commit: entries.len() as u64 };
     storage
-        .bootstrap_with(&entries, hs, |batch, db| {
-            batch.put_cf(db.cf(CF_RAFT_STATE), CLUSTER_ID_KEY, cluster_id.to_be_bytes());
-            batch.put_cf(db.cf(CF_RAFT_STATE), MEMBER_ID_KEY, member_id.to_be_bytes());
-        })
+        .bootstrap_with(&entries, hs, |batch, db| put_identity(batch, db, cluster_id, member_id))
         .map_err(|e| e.to_string())?;
     log::info!("bootstrapped member of new cluster {cluster_id:x} with {} members", entries.len());
     Ok(Identity { cluster_id, member_id, peers: initial_peers(cfg) })
@@ -179,8 +183,7 @@ fn join(cfg: &Config, db: &Db) -> Result<Identity, String> {
         ));
     };
     let mut batch = WriteBatch::default();
-    batch.put_cf(db.cf(CF_RAFT_STATE), CLUSTER_ID_KEY, info.cluster_id.to_be_bytes());
-    batch.put_cf(db.cf(CF_RAFT_STATE), MEMBER_ID_KEY, member_id.to_be_bytes());
+    put_identity(&mut batch, db, info.cluster_id, member_id);
     db.write(batch, true).map_err(|e| e.to_string())?;
     log::info!("joining cluster {:x} as member {member_id:x} ({} members)", info.cluster_id, peers.len());
     Ok(Identity { cluster_id: info.cluster_id, member_id, peers })

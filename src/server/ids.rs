@@ -42,6 +42,20 @@ pub fn cluster_id(peers: &[Peer]) -> u64 {
     fnv1a(&parts)
 }
 
+/// The cluster id of a cluster restored from a snapshot: its members, the
+/// token and the image's checksum, so every member restored from the same
+/// file with the same flags agrees, and the restored cluster is never
+/// taken for the one the snapshot came from.
+pub fn restored_cluster_id(peers: &[Peer], token: &str, image_crc: u32) -> u64 {
+    let mut ids: Vec<u64> = peers.iter().map(|p| member_id(&p.name, &p.addr)).collect();
+    ids.sort_unstable();
+    let bytes: Vec<[u8; 8]> = ids.iter().map(|id| id.to_be_bytes()).collect();
+    let crc = image_crc.to_be_bytes();
+    let parts: Vec<&[u8]> =
+        [&b"restored"[..], token.as_bytes(), &crc[..]].into_iter().chain(bytes.iter().map(|b| &b[..])).collect();
+    fnv1a(&parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,8 @@ pub mod quota;
 pub mod raft_loop;
 pub mod reads;
 pub mod reconfig;
+pub mod restore;
+pub mod snapshot_stream;
 pub mod status;
 pub mod watch_store;
 
@@ -110,6 +112,8 @@ pub struct ServerHandles {
     pub alarms: Arc<alarms::AlarmSet>,
     pub quota: Arc<quota::Quota>,
     pub defrag: defrag::Defragmenter,
+    /// Streams images of the state machine to clients (`Snapshot`).
+    pub snapshots: snapshot_stream::SnapshotStreams,
 }
 
 /// What the client side needs for leases.
@@ -139,6 +143,7 @@ pub struct Server {
     watch_thread: Option<JoinHandle<()>>,
     read_threads: Vec<JoinHandle<()>>,
     defrag_thread: Option<JoinHandle<()>>,
+    snapshot_thread: Option<JoinHandle<()>>,
     corrupt_check: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     auto_promote: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     failure: Receiver<String>,
@@ -154,7 +159,7 @@ impl Server {
         std::fs::create_dir_all(&cfg.data_dir)
             .map_err(|e| format!("cannot create data dir {}: {e}", cfg.data_dir.display()))?;
         let snap_dir = cfg.data_dir.join("snap");
-        let db = Arc::new(Db::open(&cfg.data_dir.join("db")).map_err(|e| e.to_string())?);
+        let db = Arc::new(Db::open(&restore::db_path(&cfg.data_dir)).map_err(|e| e.to_string())?);
         // Opening the log finishes a snapshot install a crash interrupted.
         let mut storage = RaftLogStorage::open(db.clone()).map_err(|e| e.to_string())?;
         clean_staged_images(&snap_dir);
@@ -430,6 +435,8 @@ impl Server {
         };
         let (defrag, defrag_loop) = defrag::Defragmenter::new(db.clone(), quota.clone());
         let defrag_thread = spawn("defrag", defrag_loop)?;
+        let (snapshots, snapshot_loop) = snapshot_stream::SnapshotStreams::new(db.clone(), status.clone());
+        let snapshot_thread = spawn("snapshot", snapshot_loop)?;
         let auto_promote = if cfg.auto_promote_learners {
             let stop = Arc::new(AtomicBool::new(false));
             let duty =
@@ -440,6 +447,7 @@ impl Server {
         };
         let handles = ServerHandles {
             defrag,
+            snapshots,
             member_id,
             reconfig,
             alarms: alarms.clone(),
@@ -470,6 +478,7 @@ impl Server {
             watch_thread: Some(watch_thread),
             read_threads,
             defrag_thread: Some(defrag_thread),
+            snapshot_thread: Some(snapshot_thread),
             corrupt_check,
             auto_promote,
             failure: fail_rx,
@@ -543,6 +552,9 @@ impl Server {
         // Likewise the defrag thread (after the one in progress, if any).
         self.handles.defrag = defrag::Defragmenter::new(self.db.clone(), self.handles.quota.clone()).0;
         join(self.defrag_thread.take());
+        // And the snapshot thread (a stream in progress sees `stopping`).
+        self.handles.snapshots = snapshot_stream::SnapshotStreams::new(self.db.clone(), self.handles.status.clone()).0;
+        join(self.snapshot_thread.take());
         if let Err(e) = self.db.sync_wal() {
             log::error!("final sync failed: {e}");
         }

@@ -6,7 +6,9 @@
 //! Image stream: `MAGIC`, the metadata (index, term and configuration, read
 //! from the image itself, so it always matches the data), then records
 //! `[cf u8][key len u32][key][value len u32][value]`, then an end record
-//! (`END` byte, record count u64, CRC-32 of all record bytes u32). Chunks cut
+//! (`END` byte, record count u64, CRC-32 of the metadata and all record
+//! bytes u32). The same stream, saved whole, is `raftkvctl snapshot save`'s
+//! file. Chunks cut
 //! the stream at arbitrary points; each carries its sequence number and a
 //! CRC-32 of its payload.
 //!
@@ -21,6 +23,7 @@ use super::db::{Db, CF_META, CF_RAFT_STATE, STATE_MACHINE_CFS};
 use super::error::{StoreError, StoreResult};
 use super::raft_log::{applied_conf_state, RaftLogStorage};
 use crate::proto::raftpb::SnapshotMetadata;
+use crate::raft::Storage as _;
 use byteorder::{BigEndian, ByteOrder, ReadBytesExt};
 use bytes::{Bytes, BytesMut};
 use prost::Message as _;
@@ -29,7 +32,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"RKVSNAP1";
+const MAGIC: &[u8; 8] = b"RKVSNAP2";
 const END: u8 = 0xFF;
 /// In `raft_state`: the path of a staged image being installed.
 const INSTALL_MARKER_KEY: &[u8] = b"snapshot_install";
@@ -100,6 +103,7 @@ pub fn write_image(
     out.put(&meta_bytes)?;
 
     let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&meta_bytes);
     let mut count = 0u64;
     for (cf_id, name) in STATE_MACHINE_CFS.iter().enumerate() {
         let mut opts = ReadOptions::default();
@@ -233,8 +237,10 @@ impl ImageReader {
         }
         let mut meta = vec![0u8; len as usize];
         r.read_exact(&mut meta).map_err(truncated)?;
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&meta);
         let meta = SnapshotMetadata::decode(meta.as_slice())?;
-        Ok((ImageReader { r, hasher: crc32fast::Hasher::new(), count: 0, done: false }, meta))
+        Ok((ImageReader { r, hasher, count: 0, done: false }, meta))
     }
 
     /// The next record, or `None` after a verified end record.
@@ -289,9 +295,34 @@ fn truncated(_: std::io::Error) -> StoreError {
 
 /// Reads a whole image file and checks every record and the final checksum.
 pub fn verify_image(path: &Path) -> StoreResult<SnapshotMetadata> {
+    scan_image(path, |_, _, _| Ok(())).map(|s| s.meta)
+}
+
+/// What a verified image holds, as `raftkvctl snapshot status` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    pub meta: SnapshotMetadata,
+    /// Records (keys of every column family).
+    pub records: u64,
+    /// The image's own CRC-32 of all its records.
+    pub crc: u32,
+    /// The file's size in bytes.
+    pub bytes: u64,
+}
+
+/// Reads a whole image file, showing each record to `visit` (column
+/// family name, key, value), and checks the final checksum: a truncated or
+/// altered file is an error, whatever `visit` saw before.
+pub fn scan_image(
+    path: &Path,
+    mut visit: impl FnMut(&str, &[u8], &[u8]) -> StoreResult<()>,
+) -> StoreResult<ImageSummary> {
+    let bytes = std::fs::metadata(path)?.len();
     let (mut reader, meta) = ImageReader::open(path)?;
-    while reader.next()?.is_some() {}
-    Ok(meta)
+    while let Some(rec) = reader.next()? {
+        visit(STATE_MACHINE_CFS[rec.cf as usize], &rec.key, &rec.value)?;
+    }
+    Ok(ImageSummary { meta, records: reader.count, crc: reader.hasher.clone().finalize(), bytes })
 }
 
 impl RaftLogStorage {
@@ -313,21 +344,10 @@ impl RaftLogStorage {
         for name in STATE_MACHINE_CFS {
             clear_cf(&db, name)?;
         }
-        let (mut reader, meta) = ImageReader::open(path)?;
+        let meta = load_records(&db, path, &[])?;
         if meta != expected {
             return Err(StoreError::Corrupt("snapshot image changed while being installed".into()));
         }
-        let mut batch = WriteBatch::default();
-        let mut bytes = 0usize;
-        while let Some(rec) = reader.next()? {
-            bytes += rec.key.len() + rec.value.len();
-            batch.put_cf(db.cf(STATE_MACHINE_CFS[rec.cf as usize]), &rec.key, &rec.value);
-            if bytes >= INSTALL_BATCH_BYTES {
-                db.write(std::mem::take(&mut batch), false)?;
-                bytes = 0;
-            }
-        }
-        db.write(batch, false)?;
         // The last step removes the marker and resets the log together.
         self.apply_snapshot_with(&meta, |b, db| b.delete_cf(db.cf(CF_RAFT_STATE), INSTALL_MARKER_KEY))?;
         if let Err(e) = std::fs::remove_file(path) {
@@ -351,6 +371,56 @@ impl RaftLogStorage {
             StoreError::Corrupt(format!("an interrupted snapshot install cannot finish: {} ({e})", path.display()))
         })?;
         self.finish_install(&path, meta).map(|_| ())
+    }
+}
+
+/// Writes an image's records into `db` in bounded batches, leaving out the
+/// column families in `skip`. Returns the image's metadata.
+fn load_records(db: &Db, path: &Path, skip: &[&str]) -> StoreResult<SnapshotMetadata> {
+    let (mut reader, meta) = ImageReader::open(path)?;
+    let mut batch = WriteBatch::default();
+    let mut bytes = 0usize;
+    while let Some(rec) = reader.next()? {
+        let name = STATE_MACHINE_CFS[rec.cf as usize];
+        if skip.contains(&name) {
+            continue;
+        }
+        bytes += rec.key.len() + rec.value.len();
+        batch.put_cf(db.cf(name), &rec.key, &rec.value);
+        if bytes >= INSTALL_BATCH_BYTES {
+            db.write(std::mem::take(&mut batch), false)?;
+            bytes = 0;
+        }
+    }
+    db.write(batch, false)?;
+    Ok(meta)
+}
+
+impl RaftLogStorage {
+    /// Makes a new cluster's starting point from an image (`snapshot
+    /// restore`): the storage must be empty; the image's state machine is
+    /// loaded without the column families in `skip` (the old membership,
+    /// say), and the log starts at the image's point with `conf_state`;
+    /// `extra` adds what replaces them, in the same final write.
+    pub fn restore_image(
+        &mut self,
+        path: &Path,
+        skip: &[&str],
+        conf_state: crate::proto::raftpb::ConfState,
+        extra: impl FnOnce(&mut WriteBatch, &Db),
+    ) -> StoreResult<SnapshotMetadata> {
+        if self.last_index() != 0 || self.hard_state() != Default::default() {
+            return Err(StoreError::Corrupt("refusing to restore over an existing raft log".into()));
+        }
+        verify_image(path)?;
+        let db = self.db().clone();
+        let mut meta = load_records(&db, path, skip)?;
+        meta.conf_state = Some(conf_state.clone());
+        self.apply_snapshot_with(&meta, |b, db| {
+            super::raft_log::put_applied_conf_state(db, b, &conf_state);
+            extra(b, db)
+        })?;
+        Ok(meta)
     }
 }
 

@@ -166,6 +166,9 @@ pub struct Opts {
     /// Where the cluster's directory (data and logs) is made; the system's
     /// temporary directory if `None`.
     pub parent_dir: Option<PathBuf>,
+    /// A snapshot file every member is restored from (`raftkvctl snapshot
+    /// restore`, token `restored`) before its first start.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for Opts {
@@ -183,6 +186,7 @@ impl Default for Opts {
             log_level: "info".into(),
             seed: 0,
             parent_dir: None,
+            restore_from: None,
         }
     }
 }
@@ -255,12 +259,39 @@ impl Cluster {
             .collect();
         let net = Net::new(proxies, members.iter().map(|m| m.id).collect());
         let mut c = Cluster { members, net, opts, initial: initial.join(","), root };
+        if let Some(file) = c.opts.restore_from.clone() {
+            for i in 0..c.members.len() {
+                c.restore(i, &file);
+            }
+        }
         for i in 0..c.members.len() {
             c.spawn(i);
         }
         let all: Vec<usize> = (0..c.members.len()).collect();
         c.wait_leader(&all, Duration::from_secs(30));
         c
+    }
+
+    /// Makes member `i`'s data directory from a snapshot file.
+    fn restore(&self, i: usize, file: &std::path::Path) {
+        let m = &self.members[i];
+        let out = Command::new(env!("CARGO_BIN_EXE_raftkvctl"))
+            .args(["snapshot", "restore"])
+            .arg(file)
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--name", &m.name, "--initial-cluster-token", "restored"])
+            .args(["--initial-cluster", &self.initial.replace('=', "=http://")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{}", m.advertise)])
+            .output()
+            .expect("run raftkvctl snapshot restore");
+        assert!(
+            out.status.success(),
+            "restoring {} failed ({}): {}",
+            m.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Makes room for a member to be added at run time (not started, no id

@@ -12,7 +12,10 @@ pub mod hashkv;
 pub mod json;
 pub mod maintenance;
 pub mod simple;
+pub mod snapshot;
 pub mod table;
+
+pub use snapshot::SnapshotStatus;
 
 use super::exit::CtlError;
 use crate::proto::etcdserverpb::{
