@@ -4,19 +4,21 @@
 #
 #   scripts/defrag-bench.sh [RESULTS_FILE]     # default: defrag-results.jsonl
 #   MIB=256 scripts/defrag-bench.sh            # keyspace size (default 1024 MiB)
+#   SETTLE=20                                  # seconds left to RocksDB before each load alone
 #
 # A fresh three-member cluster (config/node{1,2,3}.toml's settings, free ports, a temporary
 # directory): MIB MiB of 64 KiB values put, then every key put again and the first versions
 # compacted away, so MIB MiB are dead. Then on the leader: put load (10 clients, 256-byte
 # values, PUTS requests) alone, and the same load started just after a defragmentation of the
-# leader begins, then alone again (the first run may meet RocksDB still compacting the load);
-# the defrag's duration is printed, and a note if the load outlasted it. Every
-# node is stopped by its pid, also on failure.
+# leader begins, then alone again; the defrag's duration is printed, and a note if the load
+# outlasted it. Each load alone runs SETTLE seconds after the writes or the defrag before it,
+# once RocksDB's own compactions are done. Every node is stopped by its pid, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results="${1:-defrag-results.jsonl}"
 mib="${MIB:-1024}"
 puts="${PUTS:-20000}"
+settle="${SETTLE:-20}"
 source scripts/setup.sh
 set +e
 announce_first_build
@@ -66,6 +68,9 @@ echo "defrag-bench: $(du -sh "$work/n$li/db" | cut -f1) on disk per member befor
 load() {
   "$bin/raftkv-bench" --endpoints "$leader" --conns 2 --clients 10 --total "$puts" --key-space 10000 put
 }
+# Background compaction of the load settles first, so "alone" is a baseline.
+sleep "$settle"
+echo "defrag-bench: $(du -sh "$work/n$li/db" | cut -f1) on disk per member when the defrag starts" >&2
 echo "defrag-bench: put load alone" >&2
 load | sed 's/}$/,"defrag":false}/' | tee -a "$results"
 started=$(date +%s.%N)
@@ -78,8 +83,7 @@ load_done=$(date +%s.%N)
 wait "$defrag"
 ended=$(date +%s.%N)
 cat "$work/defrag.out" >&2
-# RocksDB may still have been compacting the load when the first run went:
-# a run after the defrag is the settled baseline.
+sleep "$settle"
 echo "defrag-bench: put load alone, again" >&2
 load | sed 's/}$/,"defrag":false,"after":true}/' | tee -a "$results"
 secs=$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.1f", b - a}')

@@ -47,9 +47,11 @@ impl Defragmenter {
 /// Slices a column family's key range is compacted in.
 const SLICES: usize = 64;
 /// After a slice that took `t`, the defrag rests `REST_FACTOR * t`: it
-/// takes at most a quarter of the time it runs through, so the node's own
-/// threads keep most of a small machine's cores.
-const REST_FACTOR: u32 = 3;
+/// compacts a tenth of the time it runs through, so few requests ever meet
+/// a slice (with 3, a quarter of them did, and the put p99 during a defrag
+/// of 1 GiB was 7x the p99 without; with 9 it is 1.1-1.2x, see
+/// docs/benchmarks.md). A defrag takes longer; nobody waits for it.
+const REST_FACTOR: u32 = 9;
 
 fn run(db: &Db, quota: &Quota, rx: &Receiver<Responder>) {
     for responder in rx.iter() {

@@ -66,6 +66,10 @@ impl Db {
         // Two cores shared by a whole node: a writer waiting for its group
         // sleeps instead of spinning and yielding (RocksDB's default).
         opts.set_enable_write_thread_adaptive_yield(false);
+        // Compactions (and defrag's) write large files: synced as they are
+        // written (a megabyte at a time), they never leave hundreds of MB of
+        // dirty pages for one fsync that the WAL's next sync queues behind.
+        opts.set_bytes_per_sync(1024 * 1024);
         if !fresh {
             let existing = DB::list_cf(&opts, dir).map_err(|e| StoreError::NotRaftkv(e.into_string()))?;
             for cf in ALL_CFS.iter().filter(|cf| !LATER_CFS.contains(cf)) {
