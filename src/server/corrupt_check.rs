@@ -1,7 +1,8 @@
 //! The corruption check, on by default (etcd keeps it behind experimental
-//! flags): every `corrupt-check-interval-ms` the leader computes HashKV at
-//! its current revision and asks every other member for HashKV at the same
-//! revision (over the forwarding connections). Members whose hash differs
+//! flags): at start-up every member, and then every
+//! `corrupt-check-interval-ms` the leader, computes HashKV at its current
+//! revision and asks every other member for HashKV at the same revision
+//! (over the forwarding connections). Members whose hash differs
 //! from the majority's at the same compaction revision are named in a
 //! CORRUPT alarm, proposed through Raft, which stops writes cluster-wide
 //! until an operator disarms it. A member that has not applied the revision
@@ -29,6 +30,10 @@ use std::time::{Duration, Instant};
 
 /// How long a member may take to answer its HashKV.
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Start-up rounds tried until a majority answers, and the pause before each
+/// (the member catches up on what it missed while down first).
+const START_UP_TRIES: usize = 10;
+const START_UP_PAUSE: Duration = Duration::from_secs(1);
 
 /// One member's answer: its hash and compaction revision at the revision asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,7 @@ pub struct CorruptCheck {
 impl CorruptCheck {
     /// Runs until `stop` is raised (checked every 100 ms).
     pub fn run(self) {
+        self.start_up_round();
         let mut next = Instant::now() + self.interval;
         while !self.stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100).min(self.interval));
@@ -92,11 +98,41 @@ impl CorruptCheck {
         }
     }
 
-    fn check(&self) {
+    /// The start-up check, on every member (etcd's initial corruption
+    /// check): once a leader is known, this member compares itself with the
+    /// others, so a member whose data changed while it was down is named at
+    /// once instead of at the leader's next round. Tried until a majority
+    /// answered, at most `START_UP_TRIES` times.
+    fn start_up_round(&self) {
+        for _ in 0..START_UP_TRIES {
+            let deadline = Instant::now() + START_UP_PAUSE;
+            while Instant::now() < deadline {
+                if self.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if self.leader.current().leader == 0 || self.alarms.has(AlarmType::Corrupt) {
+                continue;
+            }
+            let members = self.members.ids().len().max(1);
+            if self.check() * 2 > members {
+                return;
+            }
+        }
+        log::warn!("corruption check: no majority answered at start-up; the leader's rounds will check this member");
+    }
+
+    /// One round at this member's current revision; returns how many
+    /// members (this one included) answered.
+    fn check(&self) -> usize {
         let revision = self.kv.current_revision();
         let mine = match self.kv.hash_kv(revision) {
             Ok(h) => Seen { hash: h.hash, compact_revision: h.compact_revision },
-            Err(e) => return log::debug!("corruption check: local HashKV at {revision}: {e}"),
+            Err(e) => {
+                log::debug!("corruption check: local HashKV at {revision}: {e}");
+                return 0;
+            }
         };
         let mut answers = BTreeMap::from([(self.member_id, mine)]);
         for (id, answer) in self.ask_all(revision) {
@@ -115,6 +151,7 @@ impl CorruptCheck {
             );
             self.raise(id);
         }
+        answers.len()
     }
 
     /// Every other member's HashKV at `revision`, asked at once.
