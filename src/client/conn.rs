@@ -237,10 +237,24 @@ impl Connection {
     /// read from the returned handle. At most `capacity` answers are
     /// buffered; a consumer that falls further behind is cut off.
     pub fn open_stream(&self, req: &EncodedRequest, capacity: usize, deadline: Instant) -> Result<Stream, CallError> {
+        self.open_stream_with(req, capacity, None, deadline)
+    }
+
+    /// `open_stream`, flow-controlled when `patience` is given: a full
+    /// buffer holds up the connection's reader (and so the server) for up
+    /// to `patience` instead of cutting the consumer off (see
+    /// `StreamSink::patience`).
+    pub fn open_stream_with(
+        &self,
+        req: &EncodedRequest,
+        capacity: usize,
+        patience: Option<Duration>,
+        deadline: Instant,
+    ) -> Result<Stream, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = bounded::<Delivery>(capacity.max(1));
         let end = Arc::new(Mutex::new(None));
-        match self.shared.dispatch.register_stream(id, StreamSink { tx, end: end.clone() }, deadline) {
+        match self.shared.dispatch.register_stream(id, StreamSink { tx, end: end.clone(), patience }, deadline) {
             Ok(()) => {}
             Err(RegisterError::Closed(r)) => return Err(CallError::NotSent(r)),
             Err(RegisterError::Timeout) => return Err(CallError::Timeout),

@@ -9,7 +9,7 @@ use crate::proto::raftkvpb::client_response;
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a waiter receives: an answer, or why none will come.
 pub type Delivery = Result<client_response::Body, Failure>;
@@ -28,6 +28,13 @@ pub enum Failure {
 pub struct StreamSink {
     pub tx: Sender<Delivery>,
     pub end: Arc<Mutex<Option<Failure>>>,
+    /// How long the reader waits for room when the buffer is full before it
+    /// cuts the consumer off. `None`: it never waits (a watch must not hold
+    /// up the connection's other calls). `Some`: the stream is
+    /// flow-controlled (a snapshot): the waiting reader stops reading the
+    /// socket, so the server's output for the connection fills and its
+    /// sender waits; every other call on the connection waits too.
+    pub patience: Option<Duration>,
 }
 
 enum Waiter {
@@ -119,16 +126,27 @@ impl Dispatch {
             }
             return true;
         }
-        let overflow = match st.waiters.get(&id) {
-            Some(Waiter::Stream(sink)) => match sink.tx.try_send(Ok(body)) {
-                Ok(()) => false,
-                Err(TrySendError::Full(_)) => true,
-                // The consumer dropped its end: stop delivering.
-                Err(TrySendError::Disconnected(_)) => true,
-            },
-            _ => false,
+        let (tx, patience) = match st.waiters.get(&id) {
+            Some(Waiter::Stream(sink)) => (sink.tx.clone(), sink.patience),
+            _ => return true,
         };
-        if overflow {
+        let delivered = match tx.try_send(Ok(body)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(body)) => match patience {
+                Some(patience) => {
+                    // Waits without the table's lock: other waiters may
+                    // still be removed (timeouts) meanwhile.
+                    drop(st);
+                    let sent = tx.send_timeout(body, patience).is_ok();
+                    st = self.lock();
+                    sent
+                }
+                None => false,
+            },
+            // The consumer dropped its end: stop delivering.
+            Err(TrySendError::Disconnected(_)) => false,
+        };
+        if !delivered {
             // A consumer that does not keep up is cut off rather than
             // blocking the reader (and every other call on the connection).
             if let Some(Waiter::Stream(sink)) = st.waiters.remove(&id) {
@@ -226,7 +244,7 @@ mod tests {
         let d = Dispatch::new(4);
         let (tx, rx) = bounded(8);
         let end = Arc::new(Mutex::new(None));
-        d.register_stream(9, StreamSink { tx, end: end.clone() }, Instant::now()).unwrap();
+        d.register_stream(9, StreamSink { tx, end: end.clone(), patience: None }, Instant::now()).unwrap();
         for _ in 0..3 {
             assert!(d.deliver(9, put_body()));
         }
@@ -241,11 +259,39 @@ mod tests {
         let d = Dispatch::new(4);
         let (tx, _rx) = bounded(1);
         let end = Arc::new(Mutex::new(None));
-        d.register_stream(1, StreamSink { tx, end: end.clone() }, Instant::now()).unwrap();
+        d.register_stream(1, StreamSink { tx, end: end.clone(), patience: None }, Instant::now()).unwrap();
         assert!(d.deliver(1, put_body()));
         assert!(d.deliver(1, put_body()), "overflow is handled without blocking");
         assert!(matches!(*end.lock().unwrap(), Some(Failure::Protocol(_))));
         assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_flow_controlled_stream_waits_for_its_consumer_then_gives_up() {
+        let d = Arc::new(Dispatch::new(4));
+        let (tx, rx) = bounded(1);
+        let end = Arc::new(Mutex::new(None));
+        let sink = StreamSink { tx, end: end.clone(), patience: Some(Duration::from_secs(10)) };
+        d.register_stream(1, sink, Instant::now()).unwrap();
+        assert!(d.deliver(1, put_body()));
+        // The buffer is full: the reader waits until the consumer takes one.
+        let reader = {
+            let d = d.clone();
+            std::thread::spawn(move || d.deliver(1, put_body()))
+        };
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(put_body()));
+        assert!(reader.join().unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(put_body()), "nothing was dropped");
+        assert!(end.lock().unwrap().is_none());
+
+        // A consumer that never takes is cut off once the patience is spent.
+        let (tx, _rx) = bounded(1);
+        let end = Arc::new(Mutex::new(None));
+        let sink = StreamSink { tx, end: end.clone(), patience: Some(Duration::from_millis(50)) };
+        d.register_stream(2, sink, Instant::now()).unwrap();
+        assert!(d.deliver(2, put_body()));
+        assert!(d.deliver(2, put_body()));
+        assert!(matches!(*end.lock().unwrap(), Some(Failure::Protocol(_))));
     }
 
     #[test]

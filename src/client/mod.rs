@@ -211,11 +211,23 @@ impl Client {
         capacity: usize,
         deadline: Instant,
     ) -> Result<conn::Stream, ClientError> {
+        self.open_stream_with(body, capacity, None, deadline)
+    }
+
+    /// `open_stream_until`, flow-controlled when `patience` is given (see
+    /// `Connection::open_stream_with`).
+    pub(crate) fn open_stream_with(
+        &self,
+        body: client_request::Body,
+        capacity: usize,
+        patience: Option<Duration>,
+        deadline: Instant,
+    ) -> Result<conn::Stream, ClientError> {
         let encoded = EncodedRequest::new(&body);
         let mut backoff = Backoff::new();
         loop {
             let conn = self.inner.pool.acquire(deadline).map_err(|_| ClientError::Timeout)?;
-            match conn.open_stream(&encoded, capacity, deadline) {
+            match conn.open_stream_with(&encoded, capacity, patience, deadline) {
                 Ok(s) => return Ok(s),
                 Err(CallError::NotSent(_)) if backoff.wait(deadline) => continue,
                 Err(CallError::NotSent(reason)) | Err(CallError::Lost(reason)) => {

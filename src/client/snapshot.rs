@@ -44,9 +44,19 @@ impl Client {
     /// Streams a snapshot of the member this client is connected to:
     /// `on_chunk(bytes, remaining)` takes each piece in order (`remaining`
     /// is the server's estimate, 0 on the last). Returns the bytes
-    /// received. Each chunk must arrive within the request timeout.
+    /// received. Each chunk must arrive, and be taken by `on_chunk`, within
+    /// the request timeout. While `on_chunk` is slow, other calls on this
+    /// client's connection wait: give a large snapshot a client of its own.
     pub fn snapshot(&self, mut on_chunk: impl FnMut(&[u8], u64) -> std::io::Result<()>) -> Result<u64, SnapshotError> {
-        let stream = self.open_stream(Req::Snapshot(SnapshotRequest {}), STREAM_CAPACITY)?;
+        // Flow-controlled: a consumer slower than the server (a slow disk)
+        // holds the server back instead of losing the stream.
+        let timeout = self.inner.opts.request_timeout;
+        let stream = self.open_stream_with(
+            Req::Snapshot(SnapshotRequest {}),
+            STREAM_CAPACITY,
+            Some(timeout),
+            Instant::now() + timeout,
+        )?;
         let mut received = 0u64;
         loop {
             let deadline = Instant::now() + self.inner.opts.request_timeout;
