@@ -13,7 +13,7 @@ use super::print::{Output, SnapshotStatus};
 use super::settings::Settings;
 use crate::client::SnapshotError;
 use crate::mvcc::RevisionScan;
-use crate::server::config::parse_cluster;
+use crate::server::config::Peer;
 use crate::server::reconfig::parse_peer_url;
 use crate::server::restore::{restore as restore_dir, RestorePlan};
 use crate::storage::snapshot::scan_image;
@@ -131,7 +131,7 @@ pub fn restore(a: &SnapshotRestoreArgs) -> Result<Output, CtlError> {
     if !a.wal_dir.is_empty() {
         return Err(failed("--wal-dir: raftkv keeps its log in the data directory (use --data-dir)".into()));
     }
-    let initial_cluster = parse_cluster(&with_ip(&a.initial_cluster)).map_err(|e| failed(e.to_string()))?;
+    let initial_cluster = restore_cluster(&with_ip(&a.initial_cluster)).map_err(failed)?;
     let advertise = with_ip(a.initial_advertise_peer_urls.split(',').next().unwrap_or(""));
     let advertise_peer = parse_peer_url(&advertise)
         .ok_or_else(|| failed(format!("--initial-advertise-peer-urls: {advertise:?} is not a peer URL")))?;
@@ -146,6 +146,22 @@ pub fn restore(a: &SnapshotRestoreArgs) -> Result<Output, CtlError> {
     };
     restore_dir(&plan).map_err(failed)?;
     Ok(Output::default())
+}
+
+/// `--initial-cluster` as etcdctl reads it (`NAME=URL,...`); the members'
+/// rules (names, duplicates) are `server::restore`'s, checked in etcd's
+/// order.
+fn restore_cluster(s: &str) -> Result<Vec<Peer>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').unwrap_or(("", ""));
+        if !url.starts_with("http://") {
+            return Err(format!("URL scheme must be http, https, unix, or unixs: {url}"));
+        }
+        let addr = parse_peer_url(url).ok_or_else(|| format!("{url:?} is not an http://IP:PORT peer URL"))?;
+        out.push(Peer { name: name.to_string(), addr });
+    }
+    Ok(out)
 }
 
 /// etcdctl's defaults name `localhost`; raftkv's addresses are IPs.
