@@ -248,3 +248,51 @@ fn a_member_whose_data_changed_while_down_is_named_at_its_start_up() {
     let delay = corrupt_a_follower_and_wait_for_the_alarm(&mut c);
     eprintln!("corruption named {delay:?} after the changed member restarted (start-up check)");
 }
+
+#[test]
+fn check_perf_passes_on_a_healthy_cluster_and_leaves_no_keys() {
+    let c = Cluster::start(Opts { size: 1, ..Opts::default() });
+    let ep = c.members[0].client.to_string();
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_raftkvctl"))
+            .args(["--endpoints", &ep])
+            .args(args)
+            .output()
+            .expect("run raftkvctl")
+    };
+    let out = ctl(&["check", "perf", "--duration-secs", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "check perf: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("PASS: Throughput is ") && lines[0].ends_with(" writes/s"), "{stdout}");
+    assert!(lines[1].starts_with("PASS: Slowest request took "), "{stdout}");
+    assert!(lines[2].starts_with("PASS: Stddev is "), "{stdout}");
+    assert_eq!(lines[3], "PASS");
+    let left = RangeRequest {
+        key: b"/etcdctl-check-perf/".to_vec().into(),
+        range_end: b"/etcdctl-check-perf0".to_vec().into(),
+        count_only: true,
+        ..Default::default()
+    };
+    match call(&c, 0, Req::Range(left)) {
+        Ok(Resp::Range(r)) => assert_eq!(r.count, 0, "the check's keys are deleted"),
+        other => panic!("range: {other:?}"),
+    }
+
+    // A prefix holding keys is refused before any write; a load etcd does
+    // not know is refused too.
+    match call(&c, 0, put("/etcdctl-check-perf/mine", 1)) {
+        Ok(Resp::Put(_)) => {}
+        other => panic!("put: {other:?}"),
+    }
+    let out = ctl(&["check", "perf", "--duration-secs", "3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: prefix \"/etcdctl-check-perf/\" has keys. Delete with etcdctl del --prefix /etcdctl-check-perf/ first\n"
+    );
+    let out = ctl(&["check", "perf", "--load", "huge"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Error: unknown load option huge\n");
+}

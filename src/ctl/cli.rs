@@ -82,6 +82,8 @@ pub enum Command {
     MoveLeader(IdArgs),
     /// Manages etcd node snapshots
     Snapshot(SnapshotArgs),
+    /// commands for checking properties of the etcd cluster
+    Check(CheckArgs),
     /// Prints the version of raftkvctl
     Version,
 }
@@ -259,6 +261,38 @@ pub struct HashkvArgs {
     /// maximum revision to hash (default: all revisions)
     #[arg(long, default_value_t = 0)]
     pub rev: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(subcommand)]
+    pub command: CheckCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCommand {
+    /// Check the performance of the etcd cluster
+    #[command(override_usage = "raftkvctl check perf [options]")]
+    Perf(CheckPerfArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckPerfArgs {
+    /// The performance check's workload model. Accepted workloads: s(small), m(medium), l(large), xl(xLarge)
+    #[arg(long, default_value = "s")]
+    pub load: String,
+    /// The prefix for writing the performance check's keys.
+    #[arg(long, default_value = "/etcdctl-check-perf/")]
+    pub prefix: String,
+    /// Compact storage with last revision after test is finished.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub auto_compact: Option<String>,
+    /// Defragment storage after test is finished.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub auto_defrag: Option<String>,
+    /// How long the load runs (raftkv's, for tests; etcdctl's is 60 s).
+    #[arg(long, default_value_t = 60, hide = true)]
+    pub duration_secs: u64,
 }
 
 #[derive(Args, Debug)]

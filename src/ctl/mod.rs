@@ -6,11 +6,12 @@
 //! (global flags, clients), `ops` (requests from get/put/del flags),
 //! `txn_parse` (the txn grammar), `print` (output formats), `gofmt` (Go
 //! texts), `exit` (codes), and one module per command group (`cmd_kv`,
-//! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_snapshot`, `cmd_watch` with
+//! `cmd_txn`, `cmd_endpoint`, `cmd_member`, `cmd_snapshot`, `cmd_check`, `cmd_watch` with
 //! `watch_args`, `watch_exec` and `watch_session`, `cmd_lease` with
 //! `lease_args` and `lease_help`).
 
 pub mod cli;
+pub mod cmd_check;
 pub mod cmd_endpoint;
 pub mod cmd_kv;
 pub mod cmd_lease;
@@ -31,7 +32,7 @@ pub mod watch_args;
 pub mod watch_exec;
 pub mod watch_session;
 
-use cli::{AlarmCommand, Command, EndpointCommand, MemberCommand, Parsed, SnapshotCommand};
+use cli::{AlarmCommand, CheckCommand, Command, EndpointCommand, MemberCommand, Parsed, SnapshotCommand};
 use exit::{CtlError, EXIT_SUCCESS};
 use print::Output;
 use settings::Settings;
@@ -104,6 +105,9 @@ pub fn run(argv: Vec<OsString>, io: &mut Io<'_>) -> i32 {
         },
         Command::Defrag(a) => cmd_maintenance::defrag(&settings, a).map(|(o, code)| (o, None, code)),
         Command::MoveLeader(a) => cmd_member::move_leader(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
+        Command::Check(a) => match &a.command {
+            CheckCommand::Perf(a) => cmd_check::perf(&settings, a).map(|(o, code)| (o, None, code)),
+        },
         Command::Snapshot(a) => match &a.command {
             SnapshotCommand::Save(a) => cmd_snapshot::save(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
             SnapshotCommand::Status(a) => cmd_snapshot::status(&settings, a).map(|o| (o, None, EXIT_SUCCESS)),
