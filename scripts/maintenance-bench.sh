@@ -13,25 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 results="${1:-maintenance-results.jsonl}"
 mib="${MIB:-1024}"
-source scripts/setup.sh
-set +e
-announce_first_build
-cargo build --profile "$RAFTKV_PROFILE" --quiet --bin raftkv --bin raftkvctl --bin raftkv-bench || exit 1
-bin="$RAFTKV_BIN"
-
-work="$(mktemp -d /tmp/raftkv-maint.XXXXXX)"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source scripts/bench-cluster.sh
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
@@ -43,19 +25,7 @@ wait_healthy() { # ENDPOINTS SECONDS
   done
 }
 
-base=$((30000 + RANDOM % 20000))
-initial="node1=127.0.0.1:$((base + 11)),node2=127.0.0.1:$((base + 12)),node3=127.0.0.1:$((base + 13))"
-for i in 1 2 3; do
-  "$bin/raftkv" --config "config/node$i.toml" --name "node$i" --data-dir "$work/n$i" \
-    --listen-client "127.0.0.1:$((base + i))" --listen-peer "127.0.0.1:$((base + 10 + i))" \
-    --initial-cluster "$initial" --quota-bytes $((8 * 1024 * 1024 * 1024)) --log-level warn \
-    >"$work/n$i.log" 2>&1 &
-  pids+=($!)
-done
-eps="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
-wait_healthy "$eps" 30
-leader=$("$bin/raftkvctl" --endpoints="$eps" endpoint status -w json | python3 -c 'import json, sys
-print(next(s["Endpoint"] for s in json.load(sys.stdin) if s["Status"]["header"]["member_id"] == s["Status"]["leader"]))')
+bench_cluster_start raftkv-maint $((8 * 1024 * 1024 * 1024))
 
 keys=$((mib * 16))
 echo "maintenance-bench: putting $mib MiB ($keys keys of 64 KiB)" >&2
