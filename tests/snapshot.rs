@@ -65,11 +65,13 @@ fn a_snapshot_saved_from_a_follower_restores_into_a_new_cluster_serving_the_same
         Ok(Resp::LeaseGrant(g)) => g.id,
         other => panic!("lease grant: {other:?}"),
     };
-    for i in 0..300 {
-        put(&c, leader, &format!("key{i:04}"), &format!("v1-{i}"), 0);
+    // Over 2 MB: the image crosses the wire in several chunks.
+    let value = "v".repeat(1024);
+    for i in 0..2000 {
+        put(&c, leader, &format!("key{i:04}"), &format!("v1-{i}-{value}"), 0);
     }
     let compact_at = put(&c, leader, "key0000", "v2", 0);
-    for i in (0..300).step_by(7) {
+    for i in (0..2000).step_by(7) {
         let del = DeleteRangeRequest { key: format!("key{i:04}").into_bytes().into(), ..Default::default() };
         call(&c, leader, Req::DeleteRange(del)).expect("delete");
     }
@@ -88,13 +90,17 @@ fn a_snapshot_saved_from_a_follower_restores_into_a_new_cluster_serving_the_same
     assert!(out.status.success(), "save: {}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("Snapshot saved at {file_s}\n"));
     assert!(!dir.path().join("snap.db.part").exists(), "the partial file is renamed");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the whole keyspace is readable by its owner only");
 
     let out = ctl(&["snapshot", "status", file_s, "-w", "json"]);
     assert!(out.status.success(), "status: {}", text(&out.stderr));
     let st: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     assert_eq!(st["revision"], rev, "the snapshot's revision is the cluster's: {st}");
     assert_eq!(st["totalSize"], std::fs::metadata(&file).expect("file").len(), "{st}");
-    assert!(st["totalKey"].as_u64().unwrap_or(0) > 300, "every stored revision is a key: {st}");
+    assert!(st["totalKey"].as_u64().unwrap_or(0) > 2000, "every stored revision is a key: {st}");
+    assert!(st["totalSize"].as_u64().unwrap_or(0) > 2_000_000, "several chunks' worth: {st}");
 
     let original = c.hash_kv(follower, rev).expect("hashkv of the original");
     let original_keys = dump(&c, follower);
@@ -156,8 +162,10 @@ fn a_truncated_or_altered_snapshot_file_is_refused_and_restore_leaves_nothing() 
     let truncated = dir.path().join("truncated.db");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
     let altered = dir.path().join("altered.db");
+    // A byte inside a value (a run of 'v'), so only the checksum can tell.
     let mut flipped = bytes.clone();
-    flipped[bytes.len() / 2] ^= 0x40;
+    let run = bytes.windows(100).position(|w| w.iter().all(|&b| b == b'v')).expect("a value in the file");
+    flipped[run + 50] = b'w';
     std::fs::write(&altered, &flipped).expect("write");
     let missing = dir.path().join("missing.db");
 
@@ -179,9 +187,12 @@ fn a_truncated_or_altered_snapshot_file_is_refused_and_restore_leaves_nothing() 
     for (file, what) in [(&truncated, "truncated"), (&altered, "altered"), (&missing, "missing")] {
         let f = file.to_str().expect("path");
         let err = refused(&ctl(&["snapshot", "status", f]), &format!("status of the {what} file"));
-        if what != "missing" {
-            assert!(err.contains("truncated") || err.contains("checksum"), "{what}: {err}");
-        }
+        let why = match what {
+            "truncated" => "truncated",
+            "altered" => "checksum",
+            _ => "no such file",
+        };
+        assert!(err.contains(why), "{what}: {err}");
         let data_dir = dir.path().join(format!("restored-{what}"));
         let err = refused(&restore(f, data_dir.to_str().expect("path")), &format!("restore of the {what} file"));
         assert!(err.contains(f), "the error names the file: {err}");
@@ -193,5 +204,13 @@ fn a_truncated_or_altered_snapshot_file_is_refused_and_restore_leaves_nothing() 
     let out = restore(g, d);
     assert!(out.status.success(), "restore: {}", text(&out.stderr));
     assert!(Path::new(d).join("db").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(d).expect("data dir").permissions().mode() & 0o777, 0o700);
+    let staged: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("restoring"))
+        .collect();
+    assert!(staged.is_empty(), "no staging directory is left behind: {staged:?}");
     assert!(refused(&restore(g, d), "restore into an existing directory").contains("exists"));
 }

@@ -147,8 +147,9 @@ impl Dispatch {
             Err(TrySendError::Disconnected(_)) => false,
         };
         if !delivered {
-            // A consumer that does not keep up is cut off rather than
-            // blocking the reader (and every other call on the connection).
+            // A consumer that does not keep up (a patient one: within its
+            // patience) is cut off rather than blocking the reader, and
+            // every other call on the connection, any longer.
             if let Some(Waiter::Stream(sink)) = st.waiters.remove(&id) {
                 end_stream(&sink, Failure::Protocol("stream consumer too slow: answers dropped".into()));
             }

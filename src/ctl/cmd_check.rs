@@ -132,13 +132,19 @@ fn run(conns: &[crate::client::Client], prefix: &[u8], limit: u32, clients: usiz
         scope.spawn(move || {
             let mut rng = rand::rng();
             let every = Duration::from_secs_f64(1.0 / f64::from(limit));
+            // As etcdctl's limiter (a burst of 1): never ahead of the rate,
+            // never catching up after a stall, and nothing sent after the
+            // duration however few puts went out.
             let mut next = Instant::now();
-            while next < started + duration {
+            loop {
                 let now = Instant::now();
                 if now < next {
                     std::thread::sleep(next - now);
                 }
-                next += every;
+                if Instant::now() >= started + duration {
+                    break;
+                }
+                next = (next + every).max(Instant::now());
                 bar.set_position(started.elapsed().as_secs().min(duration.as_secs()));
                 // etcd's key: a varint of a random number in 256 bytes.
                 let mut key = prefix.to_vec();

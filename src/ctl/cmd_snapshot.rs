@@ -15,10 +15,11 @@ use crate::client::SnapshotError;
 use crate::mvcc::RevisionScan;
 use crate::server::config::Peer;
 use crate::server::reconfig::parse_peer_url;
-use crate::server::restore::{restore as restore_dir, RestorePlan};
+use crate::server::restore::{go_io_error, restore as restore_dir, RestorePlan};
 use crate::storage::snapshot::scan_image;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 fn one_file(a: &IdArgs, message: &str) -> Result<PathBuf, CtlError> {
@@ -38,8 +39,12 @@ pub fn save(s: &Settings, a: &IdArgs) -> Result<Output, CtlError> {
         ));
     }
     let part = PathBuf::from(format!("{}.part", path.display()));
-    let file = File::create(&part).map_err(|e| {
-        CtlError::new(EXIT_INTERRUPTED, format!("could not open {} ({})", part.display(), go_io_error(&part, &e)))
+    // The whole keyspace: readable by its owner only (etcdctl's 0600).
+    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&part).map_err(|e| {
+        CtlError::new(
+            EXIT_INTERRUPTED,
+            format!("could not open {} (open {}: {})", part.display(), part.display(), go_io_error(&e)),
+        )
     })?;
     let saved = receive(s, file, &part)
         .and_then(|()| std::fs::rename(&part, &path).map_err(|e| CtlError::new(EXIT_INTERRUPTED, e.to_string())));
@@ -61,7 +66,7 @@ fn receive(s: &Settings, file: File, part: &Path) -> Result<(), CtlError> {
     let got = client.snapshot(|chunk, remaining| {
         out.write_all(chunk)?;
         bar.inc(chunk.len() as u64);
-        bar.set_length(bar.position() + remaining);
+        bar.set_length(bar.position().saturating_add(remaining));
         Ok(())
     });
     bar.finish_and_clear();
@@ -76,16 +81,6 @@ fn receive(s: &Settings, file: File, part: &Path) -> Result<(), CtlError> {
     // A stream cut short, or changed on the way, is not a snapshot.
     scan_image(part, |_, _, _| Ok(())).map_err(|e| interrupted(format!("the received snapshot is invalid: {e}")))?;
     Ok(())
-}
-
-/// What Go's `os.OpenFile` error says after the path (`open P: ...`).
-fn go_io_error(path: &Path, e: &std::io::Error) -> String {
-    let what = match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    };
-    format!("open {}: {what}", path.display())
 }
 
 /// The figures `snapshot status` prints, read from a whole, checked file.
@@ -155,6 +150,9 @@ fn restore_cluster(s: &str) -> Result<Vec<Peer>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, url) = part.split_once('=').unwrap_or(("", ""));
+        if url.starts_with("https://") || url.starts_with("unix") {
+            return Err(format!("{url}: raftkv's peers speak plain http (http://IP:PORT)"));
+        }
         if !url.starts_with("http://") {
             return Err(format!("URL scheme must be http, https, unix, or unixs: {url}"));
         }

@@ -101,8 +101,8 @@ impl CorruptCheck {
     /// The start-up check, on every member (etcd's initial corruption
     /// check): once a leader is known, this member compares itself with the
     /// others, so a member whose data changed while it was down is named at
-    /// once instead of at the leader's next round. Tried until a majority
-    /// answered, at most `START_UP_TRIES` times.
+    /// once instead of at the leader's next round. Tried until enough
+    /// members answered to name one, at most `START_UP_TRIES` times.
     fn start_up_round(&self) {
         for _ in 0..START_UP_TRIES {
             let deadline = Instant::now() + START_UP_PAUSE;
@@ -116,11 +116,16 @@ impl CorruptCheck {
                 continue;
             }
             let members = self.members.ids().len().max(1);
-            if self.check() * 2 > members {
+            let answered = self.check();
+            // Enough answers for a majority to name a changed member: all
+            // of them, or at least three and more than half.
+            if answered >= members || (answered >= 3 && answered * 2 > members) {
                 return;
             }
         }
-        log::warn!("corruption check: no majority answered at start-up; the leader's rounds will check this member");
+        log::warn!(
+            "corruption check: too few members answered at start-up; the leader's rounds will check this member"
+        );
     }
 
     /// One round at this member's current revision; returns how many

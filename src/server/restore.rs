@@ -6,8 +6,10 @@
 //! its own name; `raftkv --data-dir D --name N` then starts it.
 //!
 //! Owns the checks before anything is written and the layout of a restored
-//! directory; never touches a directory that already exists, and removes
-//! what it made if the restore fails half way.
+//! directory; never touches a directory that already exists. The directory
+//! is made under a temporary name next to it and renamed into place only
+//! once its last write is synced: a restore that fails or is killed half
+//! way never leaves a directory `raftkv` would start from.
 
 use super::bootstrap;
 use super::config::Peer;
@@ -20,6 +22,7 @@ use crate::storage::snapshot::{scan_image, ImageSummary};
 use crate::storage::{Db, RaftLogStorage};
 use prost::Message as _;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,6 +61,14 @@ pub fn restore(plan: &RestorePlan) -> Result<Restored, String> {
             plan.name
         ));
     }
+    let mut names: Vec<&str> = plan.initial_cluster.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("member name {:?} appears twice in --initial-cluster", w[0]));
+    }
+    if names.contains(&"") {
+        return Err("--initial-cluster has a member without a name (NAME=URL)".into());
+    }
     let mut addrs: Vec<SocketAddr> = plan.initial_cluster.iter().map(|p| p.addr).collect();
     addrs.sort_unstable();
     if addrs.windows(2).any(|w| w[0] == w[1]) {
@@ -69,21 +80,52 @@ pub fn restore(plan: &RestorePlan) -> Result<Restored, String> {
         return Err(format!("data-dir {:?} exists", plan.data_dir.display().to_string()));
     }
     if let Err(e) = std::fs::metadata(&plan.file) {
-        let why =
-            if e.kind() == std::io::ErrorKind::NotFound { "no such file or directory".into() } else { e.to_string() };
-        return Err(format!("open {}: {why}", plan.file.display()));
+        return Err(format!("open {}: {}", plan.file.display(), go_io_error(&e)));
     }
     let image = scan_image(&plan.file, |_, _, _| Ok(()))
         .map_err(|e| format!("snapshot file {} cannot be restored: {e}", plan.file.display()))?;
-    let made = write_dir(plan, &image);
+    let staging = staging_path(&plan.data_dir);
+    let made = write_dir(plan, &staging, &image).and_then(|restored| {
+        std::fs::rename(&staging, &plan.data_dir)
+            .map_err(|e| format!("cannot rename {} to {}: {e}", staging.display(), plan.data_dir.display()))?;
+        sync_parent(&plan.data_dir);
+        Ok(restored)
+    });
     if made.is_err() {
-        // Nothing half-made is left for `raftkv` to start from.
-        let _ = std::fs::remove_dir_all(&plan.data_dir);
+        let _ = std::fs::remove_dir_all(&staging);
     }
     made
 }
 
-fn write_dir(plan: &RestorePlan, image: &ImageSummary) -> Result<Restored, String> {
+/// Go's texts for the common I/O errors (`no such file or directory`).
+pub fn go_io_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Where the directory is made before it is renamed into place: next to
+/// it (the same filesystem), under a name `raftkv` is never given.
+fn staging_path(data_dir: &Path) -> PathBuf {
+    let name = data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+    data_dir.with_file_name(format!(".{name}.restoring-{}", std::process::id()))
+}
+
+/// Makes a rename in `path`'s parent durable (best effort: some
+/// filesystems refuse to sync a directory).
+fn sync_parent(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+}
+
+fn write_dir(plan: &RestorePlan, dir: &Path, image: &ImageSummary) -> Result<Restored, String> {
     let cluster_id = ids::restored_cluster_id(&plan.initial_cluster, &plan.token, image.crc);
     let member_id = ids::member_id(&plan.name, &plan.advertise_peer);
     let members: Vec<Member> = plan
@@ -99,9 +141,9 @@ fn write_dir(plan: &RestorePlan, image: &ImageSummary) -> Result<Restored, Strin
         .collect();
     let conf_state = ConfState { voters: members.iter().map(|m| m.id).collect(), ..Default::default() };
 
-    std::fs::create_dir_all(&plan.data_dir)
-        .map_err(|e| format!("cannot create data-dir {}: {e}", plan.data_dir.display()))?;
-    let db = Arc::new(Db::open(&db_path(&plan.data_dir)).map_err(|e| e.to_string())?);
+    // Only its owner reads a member's data (etcd makes it 0700 too).
+    std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let db = Arc::new(Db::open(&db_path(dir)).map_err(|e| e.to_string())?);
     let mut log = RaftLogStorage::open(db.clone()).map_err(|e| e.to_string())?;
     log.restore_image(&plan.file, &[CF_MEMBERS, CF_ALARM], conf_state, |batch, db| {
         for m in &members {
@@ -110,6 +152,9 @@ fn write_dir(plan: &RestorePlan, image: &ImageSummary) -> Result<Restored, Strin
         bootstrap::put_identity(batch, db, cluster_id, member_id);
     })
     .map_err(|e| format!("snapshot file {} cannot be restored: {e}", plan.file.display()))?;
+    // Closed before the directory is renamed.
+    drop(log);
+    drop(db);
     Ok(Restored { cluster_id, member_id, members, image: image.clone() })
 }
 

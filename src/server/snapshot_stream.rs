@@ -26,13 +26,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Snapshot requests waiting behind the one streaming.
-const QUEUE: usize = 4;
 /// Payload bytes per `SnapshotResponse` (etcd sends 32 KiB; larger chunks
 /// cost fewer wake-ups and stay far below any frame limit).
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// How long a client may read nothing before its stream is dropped.
 const STALL_LIMIT: Duration = Duration::from_secs(60);
+/// The slowest average reading (bytes per second) a stream keeps after its
+/// first `STALL_LIMIT`.
+const MIN_RATE: u64 = 64 * 1024;
 /// How often a full connection is looked at again.
 const RETRY_EVERY: Duration = Duration::from_millis(2);
 
@@ -50,7 +51,8 @@ impl SnapshotStreams {
     /// The handle and the thread's loop (run it on a thread of its own; it
     /// ends once every handle is gone).
     pub fn new(db: Arc<Db>, status: Arc<NodeStatus>) -> (SnapshotStreams, impl FnOnce() + Send + 'static) {
-        let (tx, rx) = bounded(QUEUE);
+        // A rendezvous: a request is taken only when the thread is idle.
+        let (tx, rx) = bounded(0);
         (SnapshotStreams { tx }, move || run(&db, &status, &rx))
     }
 
@@ -105,7 +107,14 @@ fn stream_one(db: &Db, status: &NodeStatus, job: &Job) -> Result<u64, StoreError
     let estimate = db.state_machine_size();
     let header = Some(status.header(0));
     let mut sent = 0u64;
+    let started = Instant::now();
     write_image(db, CHUNK_BYTES, |chunk: Chunk| {
+        let elapsed = started.elapsed();
+        if elapsed > STALL_LIMIT && sent < MIN_RATE * elapsed.as_secs() {
+            return Err(StoreError::Io(format!(
+                "the client read {sent} bytes in {elapsed:?}, under {MIN_RATE} bytes/s"
+            )));
+        }
         sent += chunk.data.len() as u64;
         let remaining_bytes = if chunk.last { 0 } else { estimate.saturating_sub(sent).max(1) };
         let body = || Body::Snapshot(SnapshotResponse { header, remaining_bytes, blob: chunk.data.clone() });
@@ -166,6 +175,19 @@ mod tests {
         db
     }
 
+    /// Opens a stream once the thread takes it (it refuses while busy, or
+    /// before it first waits).
+    fn open_when_free(streams: &SnapshotStreams, sender: StreamSender) -> SnapshotStreamOwner {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match streams.open(sender.clone()) {
+                Ok(owner) => return owner,
+                Err(e) => assert!(Instant::now() < deadline, "the snapshot thread never took the stream: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn start(db: Arc<Db>) -> (SnapshotStreams, std::thread::JoinHandle<()>) {
         let (streams, run) = SnapshotStreams::new(db, Arc::new(NodeStatus::new(1, 2)));
         (streams, std::thread::spawn(run))
@@ -177,7 +199,7 @@ mod tests {
         let (streams, thread) = start(filled_db(dir.path()));
         // Room for about one chunk: the stream must wait for the reader.
         let outbox = Outbox::new(1, CHUNK_BYTES + 1024, Notifier::new(|| {}));
-        let _owner = streams.open(StreamSender::new(outbox.clone(), 7)).unwrap();
+        let _owner = open_when_free(&streams, StreamSender::new(outbox.clone(), 7));
         let mut image = Vec::new();
         let mut remaining = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -210,17 +232,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (streams, thread) = start(filled_db(dir.path()));
         let outbox = Outbox::new(1, 1024, Notifier::new(|| {}));
-        let mut owner = streams.open(StreamSender::new(outbox.clone(), 7)).unwrap();
+        let mut owner = open_when_free(&streams, StreamSender::new(outbox.clone(), 7));
         let deadline = Instant::now() + Duration::from_secs(10);
         while outbox.unsent() == 0 {
             assert!(Instant::now() < deadline, "nothing was streamed");
             std::thread::sleep(Duration::from_millis(1));
         }
-        // The client cancels; a second stream on another connection is
-        // then served whole, so the first one let go of the thread.
-        owner.on_end();
+        // While it streams, another request is refused at once.
         let other = Outbox::new(2, 64 * 1024 * 1024, Notifier::new(|| {}));
-        let _o = streams.open(StreamSender::new(other.clone(), 9)).unwrap();
+        let busy = streams.open(StreamSender::new(other.clone(), 9)).err().expect("a second snapshot is refused");
+        assert_eq!(busy.code, crate::proto::raftkvpb::ErrorCode::TooManyRequests);
+        // The client cancels; a stream on another connection is then taken
+        // and served whole, so the first one let go of the thread.
+        owner.on_end();
+        let _o = open_when_free(&streams, StreamSender::new(other.clone(), 9));
         loop {
             assert!(Instant::now() < deadline, "the second stream never ended");
             if other.drain().iter().any(|o| o.ends) {

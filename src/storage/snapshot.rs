@@ -1,16 +1,18 @@
 //! Snapshots of the replicated state machine: a consistent point-in-time
-//! image of the `kv`, `meta`, `lease`, `auth` and `members` column families,
-//! written out as a stream of checksummed chunks, received into a staged
-//! file on another node, and installed there atomically.
+//! image of the state-machine column families (`STATE_MACHINE_CFS`),
+//! written out as a stream of chunks, received into a staged file on
+//! another node, and installed there atomically; the same image, saved
+//! whole, is `raftkvctl snapshot save`'s file and `snapshot restore`'s
+//! input (`RaftLogStorage::restore_image`).
 //!
 //! Image stream: `MAGIC`, the metadata (index, term and configuration, read
 //! from the image itself, so it always matches the data), then records
 //! `[cf u8][key len u32][key][value len u32][value]`, then an end record
 //! (`END` byte, record count u64, CRC-32 of the metadata and all record
-//! bytes u32). The same stream, saved whole, is `raftkvctl snapshot save`'s
-//! file. Chunks cut
-//! the stream at arbitrary points; each carries its sequence number and a
-//! CRC-32 of its payload.
+//! bytes u32; `MAGIC_V1` images, from before, covered the records only).
+//! Chunks cut the stream at arbitrary points; between members (Raft's
+//! snapshots) each also carries its sequence number and a CRC-32 of its
+//! payload.
 //!
 //! Install: a marker naming the staged file is written (synced) to
 //! `raft_state` first; the state-machine families are emptied and refilled in
@@ -33,6 +35,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"RKVSNAP2";
+/// The first format: its end CRC does not cover the metadata. Still read.
+const MAGIC_V1: &[u8; 8] = b"RKVSNAP1";
 const END: u8 = 0xFF;
 /// In `raft_state`: the path of a staged image being installed.
 const INSTALL_MARKER_KEY: &[u8] = b"snapshot_install";
@@ -228,7 +232,7 @@ impl ImageReader {
         let mut r = BufReader::new(File::open(path)?);
         let mut magic = [0u8; 8];
         r.read_exact(&mut magic).map_err(|_| StoreError::Corrupt("snapshot image is truncated".into()))?;
-        if &magic != MAGIC {
+        if &magic != MAGIC && &magic != MAGIC_V1 {
             return Err(StoreError::Corrupt("not a raftkv snapshot image".into()));
         }
         let len = r.read_u32::<BigEndian>().map_err(truncated)?;
@@ -238,7 +242,9 @@ impl ImageReader {
         let mut meta = vec![0u8; len as usize];
         r.read_exact(&mut meta).map_err(truncated)?;
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&meta);
+        if &magic == MAGIC {
+            hasher.update(&meta);
+        }
         let meta = SnapshotMetadata::decode(meta.as_slice())?;
         Ok((ImageReader { r, hasher, count: 0, done: false }, meta))
     }
@@ -304,7 +310,7 @@ pub struct ImageSummary {
     pub meta: SnapshotMetadata,
     /// Records (keys of every column family).
     pub records: u64,
-    /// The image's own CRC-32 of all its records.
+    /// The image's own CRC-32 (of its metadata and all its records).
     pub crc: u32,
     /// The file's size in bytes.
     pub bytes: u64,
@@ -412,7 +418,8 @@ impl RaftLogStorage {
         if self.last_index() != 0 || self.hard_state() != Default::default() {
             return Err(StoreError::Corrupt("refusing to restore over an existing raft log".into()));
         }
-        verify_image(path)?;
+        // A bad image fails at its end record, before the final write: the
+        // caller discards the half-loaded storage.
         let db = self.db().clone();
         let mut meta = load_records(&db, path, skip)?;
         meta.conf_state = Some(conf_state.clone());
