@@ -20,6 +20,7 @@
 //! - [`bench`]: raftkv-bench, the load generator.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod ctl;
