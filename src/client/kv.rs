@@ -26,7 +26,7 @@ macro_rules! typed_call {
     };
 }
 
-fn unexpected(wanted: &str, got: &Resp) -> ClientError {
+pub(super) fn unexpected(wanted: &str, got: &Resp) -> ClientError {
     let got = format!("{got:?}");
     let kind = got.split('(').next().unwrap_or("?");
     ClientError::Protocol(format!("expected a {wanted} answer, got {kind}"))

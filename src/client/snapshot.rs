@@ -63,11 +63,7 @@ impl Client {
             let chunk = match stream.recv_deadline(deadline) {
                 Ok(Resp::Snapshot(c)) => c,
                 Ok(Resp::Error(e)) => return Err(ClientError::Api(ApiError::from_proto(&e)).into()),
-                Ok(other) => {
-                    let kind = format!("{other:?}");
-                    let kind = kind.split('(').next().unwrap_or("?").to_string();
-                    return Err(ClientError::Protocol(format!("expected a Snapshot answer, got {kind}")).into());
-                }
+                Ok(other) => return Err(super::kv::unexpected("Snapshot", &other).into()),
                 Err(CallError::Timeout) => return Err(ClientError::Timeout.into()),
                 Err(CallError::Lost(reason)) | Err(CallError::NotSent(reason)) => {
                     return Err(ClientError::Closed { reason }.into())

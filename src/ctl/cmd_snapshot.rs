@@ -16,7 +16,7 @@ use crate::mvcc::RevisionScan;
 use crate::server::config::Peer;
 use crate::server::reconfig::parse_peer_url;
 use crate::server::restore::{go_io_error, restore as restore_dir, RestorePlan};
-use crate::storage::snapshot::scan_image;
+use crate::storage::snapshot::{scan_image, sync_parent_dir};
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -46,8 +46,11 @@ pub fn save(s: &Settings, a: &IdArgs) -> Result<Output, CtlError> {
             format!("could not open {} (open {}: {})", part.display(), part.display(), go_io_error(&e)),
         )
     })?;
-    let saved = receive(s, file, &part)
-        .and_then(|()| std::fs::rename(&part, &path).map_err(|e| CtlError::new(EXIT_INTERRUPTED, e.to_string())));
+    let saved = receive(s, file, &part).and_then(|()| {
+        std::fs::rename(&part, &path).map_err(|e| CtlError::new(EXIT_INTERRUPTED, e.to_string()))?;
+        sync_parent_dir(&path);
+        Ok(())
+    });
     if let Err(e) = saved {
         let _ = std::fs::remove_file(&part);
         return Err(e);

@@ -6,7 +6,7 @@
 //! Owns the cluster id and member id keys of `raft_state` and the
 //! bootstrap entries; never starts a thread.
 
-use super::config::{ClusterState, Config};
+use super::config::{ClusterState, Config, Peer};
 use super::ids;
 use super::reconfig::parse_peer_url;
 use crate::proto::etcdserverpb::Member;
@@ -48,6 +48,19 @@ fn read_u64(db: &Db, key: &[u8]) -> Result<Option<u64>, String> {
 
 fn initial_peers(cfg: &Config) -> Vec<(u64, SocketAddr)> {
     cfg.initial_cluster.iter().map(|p| (ids::member_id(&p.name, &p.addr), p.addr)).collect()
+}
+
+/// The record of a member named in an initial cluster (at bootstrap, or
+/// in a restore's `--initial-cluster`): its id derived from its name and
+/// address, no client URLs until it publishes them.
+pub fn initial_member(p: &Peer) -> Member {
+    Member {
+        id: ids::member_id(&p.name, &p.addr),
+        name: p.name.clone(),
+        peer_ur_ls: vec![super::reconfig::canonical_peer_url(p.addr)],
+        client_ur_ls: Vec::new(),
+        is_learner: false,
+    }
 }
 
 /// Adds this member's identity to `batch` (a restored data directory's,
@@ -122,14 +135,8 @@ fn bootstrap(cfg: &Config, storage: &mut RaftLogStorage) -> Result<Identity, Str
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let id = ids::member_id(&p.name, &p.addr);
-            let member = Member {
-                id,
-                name: p.name.clone(),
-                peer_ur_ls: vec![format!("http://{}", p.addr)],
-                client_ur_ls: Vec::new(),
-                is_learner: false,
-            };
+            let member = initial_member(p);
+            let id = member.id;
             let cc = ConfChange {
                 id: 0,
                 change_type: ConfChangeType::ConfChangeAddNode as i32,

@@ -18,7 +18,7 @@ use super::reconfig::canonical_peer_url;
 use crate::proto::etcdserverpb::Member;
 use crate::proto::raftpb::ConfState;
 use crate::storage::db::{CF_ALARM, CF_MEMBERS};
-use crate::storage::snapshot::{scan_image, ImageSummary};
+use crate::storage::snapshot::{scan_image, sync_parent_dir, ImageSummary};
 use crate::storage::{Db, RaftLogStorage};
 use prost::Message as _;
 use std::net::SocketAddr;
@@ -88,7 +88,7 @@ pub fn restore(plan: &RestorePlan) -> Result<Restored, String> {
     let made = write_dir(plan, &staging, &image).and_then(|restored| {
         std::fs::rename(&staging, &plan.data_dir)
             .map_err(|e| format!("cannot rename {} to {}: {e}", staging.display(), plan.data_dir.display()))?;
-        sync_parent(&plan.data_dir);
+        sync_parent_dir(&plan.data_dir);
         Ok(restored)
     });
     if made.is_err() {
@@ -113,32 +113,10 @@ fn staging_path(data_dir: &Path) -> PathBuf {
     data_dir.with_file_name(format!(".{name}.restoring-{}", std::process::id()))
 }
 
-/// Makes a rename in `path`'s parent durable (best effort: some
-/// filesystems refuse to sync a directory).
-fn sync_parent(path: &Path) {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
-}
-
 fn write_dir(plan: &RestorePlan, dir: &Path, image: &ImageSummary) -> Result<Restored, String> {
     let cluster_id = ids::restored_cluster_id(&plan.initial_cluster, &plan.token, image.crc);
     let member_id = ids::member_id(&plan.name, &plan.advertise_peer);
-    let members: Vec<Member> = plan
-        .initial_cluster
-        .iter()
-        .map(|p| Member {
-            id: ids::member_id(&p.name, &p.addr),
-            name: p.name.clone(),
-            peer_ur_ls: vec![canonical_peer_url(p.addr)],
-            client_ur_ls: Vec::new(),
-            is_learner: false,
-        })
-        .collect();
+    let members: Vec<Member> = plan.initial_cluster.iter().map(bootstrap::initial_member).collect();
     let conf_state = ConfState { voters: members.iter().map(|m| m.id).collect(), ..Default::default() };
 
     // Only its owner reads a member's data (etcd makes it 0700 too).

@@ -304,6 +304,18 @@ pub fn verify_image(path: &Path) -> StoreResult<SnapshotMetadata> {
     scan_image(path, |_, _, _| Ok(())).map(|s| s.meta)
 }
 
+/// Makes a rename or a new entry in `path`'s directory durable (best
+/// effort: some filesystems refuse to sync a directory).
+pub fn sync_parent_dir(path: &Path) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(parent) {
+        let _ = dir.sync_all();
+    }
+}
+
 /// What a verified image holds, as `raftkvctl snapshot status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
